@@ -1,0 +1,51 @@
+# dmobs — run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Python and front-end dependencies
+
+run: install ## Serve the demo on http://127.0.0.1:8000 (SQLite, demo data)
+	DEBUG=true $(PY) manage.py migrate --no-input
+	DEBUG=true $(PY) manage.py seed_demo
+	@echo "Sign in at http://$(HOST):$(PORT)/ as sarah, james, rita or root (password demo-pass-2026)"
+	DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install ## Run the whole test suite (DATABASE_URL picks the database; default SQLite)
+	$(PY) -m pytest
+
+lint: install ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chromium)
+	$(PY) -m tests.browser.screenshots
+
+bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=1000000)
+	$(PY) bench/run.py
+
+clean: ## Remove the venv, node_modules and the local database
+	rm -rf $(VENV) node_modules db.sqlite3 var staticfiles
+
+.PHONY: help install run test lint format screenshots bench clean

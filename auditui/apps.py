@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AudituiConfig(AppConfig):
+    name = "auditui"
+    verbose_name = "Audit log screens"

@@ -1,0 +1,1 @@
+"""dmobs: the DM Agency platform's audit log and observability package."""

@@ -1,0 +1,113 @@
+"""Structured logging: one structlog processor chain for structlog and stdlib.
+
+Every line is one JSON object with ``time`` (ISO-8601 UTC), ``level``,
+``event``, ``service``, ``env``, ``traceId`` and ``spanId`` (from the current
+OpenTelemetry span), plus whatever the request middleware bound with
+``structlog.contextvars`` (``requestId``, ``tenantId``, ``userId``). On a
+terminal in development the same chain ends in the console renderer instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import structlog
+from opentelemetry import trace
+
+_STATIC: dict[str, str] = {"service": "dmobs", "env": "development"}
+
+
+def add_static_fields(_logger: Any, _name: str, event_dict: dict) -> dict:
+    event_dict.setdefault("service", _STATIC["service"])
+    event_dict.setdefault("env", _STATIC["env"])
+    return event_dict
+
+
+def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
+    ctx = trace.get_current_span().get_span_context()
+    if ctx.is_valid:
+        event_dict.setdefault("traceId", format(ctx.trace_id, "032x"))
+        event_dict.setdefault("spanId", format(ctx.span_id, "016x"))
+    return event_dict
+
+
+def shared_processors() -> list:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        add_static_fields,
+        add_trace_ids,
+        structlog.processors.StackInfoRenderer(),
+    ]
+
+
+def build_logging_config(
+    *, level: str, log_file: str | None, service: str, env: str, debug: bool
+) -> dict:
+    """Configure structlog and return the stdlib ``LOGGING`` dict for Django.
+
+    Called once from settings (process start). stdlib records from Django and
+    libraries go through the same ``ProcessorFormatter`` chain as structlog's own.
+    """
+    _STATIC.update(service=service, env=env)
+    structlog.configure(
+        processors=[
+            *shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    console = debug and sys.stdout.isatty()
+    renderer = "console" if console else "json"
+    handlers: dict[str, dict] = {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "formatter": renderer,
+        }
+    }
+    if log_file:
+        handlers["file"] = {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": log_file,
+            "formatter": "json",
+        }
+    foreign = [*shared_processors(), structlog.stdlib.ExtraAdder()]
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info,
+                    structlog.processors.EventRenamer("event"),
+                    structlog.processors.JSONRenderer(),
+                ],
+                "foreign_pre_chain": foreign,
+            },
+            "console": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.dev.ConsoleRenderer(),
+                ],
+                "foreign_pre_chain": foreign,
+            },
+        },
+        "handlers": handlers,
+        "root": {"handlers": list(handlers), "level": level},
+        "loggers": {
+            "django.db.backends": {"level": "INFO"},
+        },
+    }
+
+
+def get_logger(name: str | None = None) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,48 @@
+"""Replay the audit spool into the audit store by hand (idempotent)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from dmobs.spool import Spool
+from dmobs.writer import DjangoStore
+
+
+class Command(BaseCommand):
+    help = "Insert every spooled audit entry into the audit store, then remove the spool files."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--spool-dir",
+            default=None,
+            help=f"Spool directory (default: AUDIT_SPOOL_DIR, {settings.AUDIT_SPOOL_DIR}).",
+        )
+
+    def handle(self, *args, spool_dir=None, **options):
+        spool = Spool(spool_dir or settings.AUDIT_SPOOL_DIR)
+        pending = spool.pending_files()
+        if not pending:
+            self.stdout.write(f"Nothing to replay in {spool.directory}.")
+            return
+        self.stdout.write(f"Replaying {len(pending)} spool file(s) from {spool.directory} ...")
+        store = DjangoStore()
+        try:
+            report = spool.replay(store.write)
+        except Exception as exc:
+            raise CommandError(
+                f"Audit store unavailable ({exc}); spool files are kept, run again later."
+            ) from exc
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Replayed {report.replayed} entries from {report.files} file(s) "
+                "(entries already stored were skipped)."
+            )
+        )
+        if report.torn_lines:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{report.torn_lines} unreadable line(s) moved to quarantine: "
+                    + ", ".join(report.torn_files)
+                )
+            )

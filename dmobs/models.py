@@ -1,0 +1,229 @@
+"""The data of dmobs: people, tenants, who may see what, and the audit log.
+
+``AuditLog`` maps onto ``audit_logs`` with the column names the platform's Node
+services already write (camelCase), so their entries show up here unchanged.
+Entries are permanent: every ORM path that would change or remove one raises
+``PermanentEntryError`` (and on PostgreSQL a trigger rejects it in SQL too).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+from dmobs.ids import new_object_id
+
+ACTOR_TYPES = ("human", "agent", "system")
+
+
+class PermanentEntryError(Exception):
+    """Raised on any attempt to update or delete an audit entry."""
+
+    def __init__(self, operation: str):
+        super().__init__(
+            f"Audit entries are permanent: {operation} is not allowed on audit_logs "
+            "(entries are never updated or deleted)."
+        )
+        self.operation = operation
+
+
+def _new_ref_id() -> str:
+    return new_object_id()
+
+
+class User(AbstractUser):
+    ref_id = models.CharField(
+        max_length=64,
+        unique=True,
+        default=_new_ref_id,
+        help_text="The id the platform uses for this person (actorId in audit entries).",
+    )
+    time_zone = models.CharField(
+        max_length=64, default="UTC", help_text="IANA time zone used to show times."
+    )
+
+    class Meta:
+        db_table = "dmobs_user"
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.is_superuser
+
+
+class Tenant(models.Model):
+    class Plan(models.TextChoices):
+        FREE = "free", "Free"
+        STARTER = "starter", "Starter"
+        PRO = "pro", "Pro"
+        ENTERPRISE = "enterprise", "Enterprise"
+
+    ref_id = models.CharField(
+        max_length=64, unique=True, default=_new_ref_id, help_text="tenantId in audit entries."
+    )
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("user", "tenant"), name="membership_user_tenant_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.tenant} ({self.role})"
+
+
+class ReviewerAssignment(models.Model):
+    reviewer = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="reviewer_assignments"
+    )
+    tenant = models.ForeignKey(
+        Tenant, on_delete=models.CASCADE, related_name="reviewer_assignments"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("reviewer", "tenant"), name="reviewer_assignment_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reviewer} reviews {self.tenant}"
+
+
+class AuditLogQuerySet(models.QuerySet):
+    """A queryset that can read and insert, never change or remove."""
+
+    def update(self, **kwargs):
+        raise PermanentEntryError("QuerySet.update()")
+
+    def delete(self):
+        raise PermanentEntryError("QuerySet.delete()")
+
+    def _raw_delete(self, using):
+        raise PermanentEntryError("QuerySet._raw_delete()")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise PermanentEntryError("QuerySet.bulk_update()")
+
+    def update_or_create(self, defaults=None, create_defaults=None, **kwargs):
+        raise PermanentEntryError("QuerySet.update_or_create()")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        if kwargs.get("update_conflicts"):
+            raise PermanentEntryError("bulk_create(update_conflicts=True)")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    # Async twins go through the same checks.
+    async def aupdate(self, **kwargs):
+        raise PermanentEntryError("QuerySet.aupdate()")
+
+    async def adelete(self):
+        raise PermanentEntryError("QuerySet.adelete()")
+
+
+class AuditLog(models.Model):
+    class ActorType(models.TextChoices):
+        HUMAN = "human", "Human"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    id = models.CharField(primary_key=True, max_length=24, default=new_object_id, editable=False)
+    tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
+    actor_type = models.CharField(max_length=10, choices=ActorType.choices, db_column="actorType")
+    actor_id = models.CharField(max_length=64, db_column="actorId")
+    actor_name = models.CharField(max_length=200, db_column="actorName")
+    action = models.CharField(max_length=64)
+    resource_type = models.CharField(max_length=64, db_column="resourceType")
+    resource_id = models.CharField(max_length=128, db_column="resourceId")
+    resource_name = models.CharField(
+        max_length=300, null=True, blank=True, db_column="resourceName"
+    )
+    description = models.TextField()
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    trace_id = models.CharField(max_length=32, null=True, blank=True, db_column="traceId")
+    created_at = models.DateTimeField(db_column="createdAt")
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        db_table = "audit_logs"
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(
+                "tenant_id",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="audit_tenant_created_idx",
+            ),
+            models.Index(
+                models.F("created_at").desc(), models.F("id").desc(), name="audit_created_idx"
+            ),
+            models.Index(
+                "tenant_id",
+                "actor_id",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="audit_tenant_actor_idx",
+            ),
+            models.Index(
+                "tenant_id",
+                "action",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="audit_tenant_action_idx",
+            ),
+            models.Index(
+                "tenant_id",
+                "resource_type",
+                models.F("created_at").desc(),
+                models.F("id").desc(),
+                name="audit_tenant_restype_idx",
+            ),
+            models.Index(fields=["trace_id"], name="audit_trace_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(actor_type__in=ACTOR_TYPES), name="audit_actor_type_valid"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermanentEntryError("save() of an existing entry")
+        # The id is set before insert, so never let Django try an UPDATE first.
+        kwargs["force_insert"] = True
+        kwargs.pop("force_update", None)
+        kwargs.pop("update_fields", None)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermanentEntryError("delete()")
+
+    async def adelete(self, *args, **kwargs):
+        raise PermanentEntryError("adelete()")
+
+    @property
+    def is_platform(self) -> bool:
+        return not self.tenant_id

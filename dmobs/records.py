@@ -1,0 +1,61 @@
+"""Conversion between an entry (Python names) and a record (stored names).
+
+A record is what the spool, the export and the platform's Node services use:
+the camelCase field names of ``audit_logs`` and ISO-8601 UTC times.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+# (python name, stored name), in export column order.
+FIELDS: tuple[tuple[str, str], ...] = (
+    ("id", "id"),
+    ("tenant_id", "tenantId"),
+    ("actor_type", "actorType"),
+    ("actor_id", "actorId"),
+    ("actor_name", "actorName"),
+    ("action", "action"),
+    ("resource_type", "resourceType"),
+    ("resource_id", "resourceId"),
+    ("resource_name", "resourceName"),
+    ("description", "description"),
+    ("before", "before"),
+    ("after", "after"),
+    ("trace_id", "traceId"),
+    ("created_at", "createdAt"),
+)
+STORED_NAMES: tuple[str, ...] = tuple(stored for _py, stored in FIELDS)
+
+
+def format_time(value: datetime) -> str:
+    """ISO-8601 in UTC with millisecond precision and a ``Z``, like JavaScript's toISOString."""
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def entry_to_record(entry: dict[str, Any]) -> dict[str, Any]:
+    record = {stored: entry.get(py) for py, stored in FIELDS}
+    record["createdAt"] = format_time(entry["created_at"])
+    return record
+
+
+def record_to_entry(record: dict[str, Any]) -> dict[str, Any]:
+    entry = {py: record.get(stored) for py, stored in FIELDS}
+    entry["created_at"] = parse_time(record["createdAt"])
+    return entry
+
+
+def instance_to_record(obj: Any) -> dict[str, Any]:
+    record = {stored: getattr(obj, py) for py, stored in FIELDS}
+    record["id"] = str(obj.pk)
+    record["createdAt"] = format_time(obj.created_at)
+    return record

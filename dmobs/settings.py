@@ -1,0 +1,199 @@
+"""Django settings for dmobs, read from the environment.
+
+Defaults suit ``make run`` on a fresh machine (SQLite in the project, DEBUG on
+via the Makefile). Production refuses to start without ``SECRET_KEY`` and turns
+on the HTTPS settings that ``manage.py check --deploy`` asks for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from dmobs.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+DMOBS_ENV = env_str("DMOBS_ENV", "development" if DEBUG else "production")
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it in the environment (DEBUG=true uses a "
+            "development key; production never does)."
+        )
+    SECRET_KEY = "django-insecure-dev-only-key-do-not-use-in-production-8f3a2c"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "dmobs",
+    "auditui",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "dmobs.urls"
+WSGI_APPLICATION = "dmobs.wsgi.application"
+ASGI_APPLICATION = "dmobs.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Databases -------------------------------------------------------------
+# DATABASE_URL picks the default database; AUDIT_DATABASE_URL (default: the
+# same) picks where audit_logs lives. When the two differ, an "audit" alias
+# exists and dmobs.routers.AuditRouter sends AuditLog there; when they are the
+# same there is one connection, so audit entries share the request's
+# transaction handling and tests roll them back like any other row.
+DEFAULT_DATABASE_URL = f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
+DATABASE_URL = env_str("DATABASE_URL", DEFAULT_DATABASE_URL)
+AUDIT_DATABASE_URL = env_str("AUDIT_DATABASE_URL", DATABASE_URL)
+CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
+
+
+def _database(url: str) -> dict:
+    try:
+        config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+    except Exception as exc:  # dj_database_url raises bare ValueErrors/KeyErrors
+        raise ImproperlyConfigured(f"Cannot parse database URL {url!r}: {exc}") from exc
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # A web request and the audit writer thread both write: wait for locks.
+        config.setdefault("OPTIONS", {})["timeout"] = 20
+        config["CONN_MAX_AGE"] = 0
+    return config
+
+
+DATABASES = {"default": _database(DATABASE_URL)}
+if AUDIT_DATABASE_URL != DATABASE_URL:
+    DATABASES["audit"] = _database(AUDIT_DATABASE_URL)
+    AUDIT_DB_ALIAS = "audit"
+else:
+    AUDIT_DB_ALIAS = "default"
+DATABASE_ROUTERS = ["dmobs.routers.AuditRouter"]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "dmobs.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Time ----------------------------------------------------------------
+# Everything is stored in UTC; screens convert to the viewer's time zone
+# (User.time_zone), falling back to TIME_ZONE.
+USE_TZ = True
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+
+# --- Static files ----------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# htmx comes from npm (package.json + package-lock.json), never from a CDN.
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+# --- Security ------------------------------------------------------------
+# DMOBS_HTTPS (default: on outside DEBUG) turns on everything check --deploy wants.
+HTTPS = env_bool("DMOBS_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# --- Audit writer ------------------------------------------------------------
+AUDIT_WRITER_MODE = env_str("AUDIT_WRITER_MODE", "thread")
+if AUDIT_WRITER_MODE not in ("thread", "inline"):
+    raise ImproperlyConfigured(
+        f"AUDIT_WRITER_MODE must be 'thread' or 'inline', got {AUDIT_WRITER_MODE!r}"
+    )
+AUDIT_SPOOL_DIR = Path(env_str("AUDIT_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
+AUDIT_BATCH_SIZE = env_int("AUDIT_BATCH_SIZE", 500)
+AUDIT_FLUSH_INTERVAL = env_float("AUDIT_FLUSH_INTERVAL", 0.2)
+AUDIT_QUEUE_SIZE = env_int("AUDIT_QUEUE_SIZE", 100_000)
+AUDIT_RETRY_MAX_SECONDS = env_float("AUDIT_RETRY_MAX_SECONDS", 30.0)
+AUDIT_EXIT_FLUSH_TIMEOUT = env_float("AUDIT_EXIT_FLUSH_TIMEOUT", 10.0)
+
+# --- Observability ---------------------------------------------------------
+SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "dmobs")
+LOG_FILE = env_str("LOG_FILE")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+
+from dmobs.logger import build_logging_config  # noqa: E402  (needs the values above)
+
+LOGGING_CONFIG = "logging.config.dictConfig"
+LOGGING = build_logging_config(
+    level=LOG_LEVEL, log_file=LOG_FILE, service=SERVICE_NAME, env=DMOBS_ENV, debug=DEBUG
+)
+
+# --- Screens ---------------------------------------------------------------
+DMOBS_MEMBERS_SEE_OWN_ACTIONS = env_bool("DMOBS_MEMBERS_SEE_OWN_ACTIONS", False)
+DMOBS_APP_HOSTS = env_str("DMOBS_APP_HOSTS", "")
+DMOBS_GRAFANA_URL = env_str("DMOBS_GRAFANA_URL", "http://127.0.0.1:3100")
+DMOBS_TEMPO_DATASOURCE_UID = env_str("DMOBS_TEMPO_DATASOURCE_UID", "tempo")
+DMOBS_LOKI_DATASOURCE_UID = env_str("DMOBS_LOKI_DATASOURCE_UID", "loki")
+DMOBS_RESOURCE_URLS = env_str("DMOBS_RESOURCE_URLS", "")

@@ -1,0 +1,412 @@
+"""The background audit writer: queue -> batches -> audit store, spool on failure.
+
+``audit_log()`` puts an entry on an in-memory queue and returns. One daemon
+thread per process takes entries off in batches (at most ``batch_size``
+entries, at most ``flush_interval`` seconds after the first one) and inserts
+them into the audit store. When the store fails, the batch goes to the disk
+spool (fsynced) and the writer retries with exponential backoff; once the
+store answers again it replays the spool. A full queue spills to the spool on
+the caller's thread, so nothing is dropped and ``audit_log()`` never blocks on
+the database. ``flush()`` drains everything; it also runs at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dmobs import metrics
+from dmobs.logger import get_logger
+from dmobs.spool import ReplayReport, Spool
+
+log = get_logger("dmobs.writer")
+
+
+class DjangoStore:
+    """Inserts entries through the ORM into the audit database alias.
+
+    ``bulk_create(ignore_conflicts=True)`` turns a second insert of the same id
+    into a no-op, which is what makes retries and replays idempotent.
+    """
+
+    def __init__(self, alias: str | None = None):
+        self._alias = alias
+
+    @property
+    def alias(self) -> str:
+        from django.conf import settings
+
+        return self._alias or settings.AUDIT_DB_ALIAS
+
+    def write(self, entries: list[dict[str, Any]]) -> int:
+        from django.db import connections
+
+        from dmobs.models import AuditLog
+
+        try:
+            AuditLog.objects.using(self.alias).bulk_create(
+                [AuditLog(**entry) for entry in entries], ignore_conflicts=True, batch_size=1000
+            )
+        except Exception:
+            # Drop a broken connection so the next attempt reconnects.
+            try:
+                connections[self.alias].close()
+            except Exception:  # noqa: BLE001 - closing a dead connection may fail too
+                pass
+            raise
+        return len(entries)
+
+    def close(self) -> None:
+        from django.db import connections
+
+        connections[self.alias].close()
+
+
+class _FlushMarker:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        *,
+        store: Any,
+        spool: Spool,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        queue_size: int = 100_000,
+        retry_initial: float = 0.5,
+        retry_max: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.store = store
+        self.spool = spool
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self._clock = clock
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopping = False
+        self._store_down = False
+        self._backoff = retry_initial
+        self._next_retry = 0.0
+        self._spool_pending = True  # check the spool directory once at start
+        self._last_spool_scan = 0.0
+        metrics.AUDIT_QUEUE_DEPTH.set_function(self._queue.qsize)
+
+    # --- caller side -----------------------------------------------------------
+    def submit(self, entry: dict[str, Any]) -> None:
+        """Hand an entry to the writer; never blocks on the store, never drops."""
+        metrics.AUDIT_ACCEPTED.inc()
+        if self._thread is None:
+            self._ensure_started()
+        try:
+            self._queue.put_nowait(entry)
+        except queue.Full:
+            self._spill([entry], reason="queue full")
+
+    def _spill(self, entries: list[dict[str, Any]], *, reason: str) -> None:
+        try:
+            self.spool.append(entries)
+            self._spool_pending = True
+        except OSError as exc:
+            # The last resort failed: say so loudly and keep the caller alive.
+            metrics.AUDIT_SPOOL_ERRORS.inc(len(entries))
+            log.error(
+                "audit entries could not be spooled",
+                reason=reason,
+                error=str(exc),
+                entries=len(entries),
+                spool_dir=str(self.spool.directory),
+                ids=[e.get("id") for e in entries[:20]],
+            )
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every entry accepted so far is stored or spooled.
+
+        Returns False when ``timeout`` passed first.
+        """
+        if self._thread is None or not self._thread.is_alive():
+            self._drain_to_store_or_spool()
+            return self._queue.empty()
+        marker = _FlushMarker()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return marker.done.wait(remaining)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush, stop the thread, and spool whatever could not be written."""
+        self.flush(timeout)
+        self._stopping = True
+        try:
+            self._queue.put_nowait(_FlushMarker())  # wake the thread so it sees _stopping
+        except queue.Full:
+            pass
+        if self._thread is not None:
+            self._thread.join(timeout=timeout)
+        self._drain_to_spool()
+        self.spool.close()
+
+    # --- writer thread ----------------------------------------------------------
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dmobs-audit-writer", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    self._step()
+                except Exception:  # noqa: BLE001 - the writer must outlive any one failure
+                    log.exception("audit writer loop error")
+                    time.sleep(0.1)
+        finally:
+            try:
+                self.store.close()  # this thread's database connection
+            except Exception:  # noqa: BLE001
+                pass
+
+    def _step(self) -> None:
+        wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
+        batch, markers = self._collect(first_timeout=max(wait, 0.01))
+        if batch:
+            self._write(batch)
+        self._maybe_replay()
+        for marker in markers:
+            marker.done.set()
+
+    def _retry_wait(self) -> float:
+        return max(0.01, min(self.flush_interval, self._next_retry - self._clock()))
+
+    def _collect(self, *, first_timeout: float) -> tuple[list[dict], list[_FlushMarker]]:
+        batch: list[dict] = []
+        markers: list[_FlushMarker] = []
+        try:
+            item = self._queue.get(timeout=first_timeout)
+        except queue.Empty:
+            return batch, markers
+        deadline = time.monotonic() + self.flush_interval
+        while True:
+            if isinstance(item, _FlushMarker):
+                markers.append(item)
+                # Write what we have now; keep collecting only what is already queued.
+                deadline = 0.0
+            else:
+                batch.append(item)
+            if len(batch) >= self.batch_size:
+                break
+            remaining = deadline - time.monotonic()
+            try:
+                item = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return batch, markers
+
+    def _write(self, batch: list[dict]) -> None:
+        if self._store_down and self._clock() < self._next_retry:
+            self._spill(batch, reason="audit store down")
+            return
+        try:
+            self.store.write(batch)
+        except Exception as exc:  # noqa: BLE001 - any store failure means "spool it"
+            metrics.AUDIT_STORE_ERRORS.inc()
+            self._mark_down(exc)
+            self._spill(batch, reason="audit store write failed")
+            return
+        metrics.AUDIT_WRITTEN.inc(len(batch))
+        self._mark_up()
+
+    def _mark_down(self, exc: Exception) -> None:
+        if not self._store_down:
+            log.error("audit store write failed; spooling", error=str(exc))
+        self._store_down = True
+        self._next_retry = self._clock() + self._backoff
+        self._backoff = min(self._backoff * 2, self.retry_max)
+
+    def _mark_up(self) -> None:
+        if self._store_down:
+            log.info("audit store is back")
+        self._store_down = False
+        self._backoff = self.retry_initial
+
+    def _maybe_replay(self) -> None:
+        now = self._clock()
+        if not self._spool_pending and now - self._last_spool_scan > 30:
+            # Other processes (or an earlier run) may have left spool files.
+            self._last_spool_scan = now
+            self._spool_pending = self.spool.has_pending()
+        if not self._spool_pending:
+            return
+        if self._store_down and now < self._next_retry:
+            return
+        try:
+            report = self.replay()
+        except Exception as exc:  # noqa: BLE001
+            metrics.AUDIT_STORE_ERRORS.inc()
+            self._mark_down(exc)
+            return
+        self._mark_up()
+        if report.replayed:
+            log.info("audit spool replayed", entries=report.replayed, files=report.files)
+
+    def replay(self) -> ReplayReport:
+        report = self.spool.replay(self._write_for_replay)
+        self._spool_pending = self.spool.has_pending()
+        return report
+
+    def _write_for_replay(self, entries: list[dict]) -> int:
+        written = self.store.write(entries)
+        metrics.AUDIT_WRITTEN.inc(len(entries))
+        return written
+
+    def _drain_to_store_or_spool(self) -> None:
+        batch = self._take_all()
+        while batch:
+            self._write(batch[: self.batch_size])
+            batch = batch[self.batch_size :]
+
+    def _drain_to_spool(self) -> None:
+        batch = self._take_all()
+        if batch:
+            self._spill(batch, reason="shutdown")
+
+    def _take_all(self) -> list[dict]:
+        items: list[dict] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return items
+            if isinstance(item, _FlushMarker):
+                item.done.set()
+            else:
+                items.append(item)
+
+
+class InlineAuditWriter(AuditWriter):
+    """Writes each entry on the caller's thread and connection (spooling on failure).
+
+    For scripts that want an entry stored before they go on, and for tests
+    whose database transaction must also hold the audit entries. Set with
+    ``AUDIT_WRITER_MODE=inline``; the default is the background thread.
+    """
+
+    def submit(self, entry: dict[str, Any]) -> None:
+        metrics.AUDIT_ACCEPTED.inc()
+        self._write([entry])
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        return True
+
+
+# --- the process-wide writer ---------------------------------------------------
+
+_writer: AuditWriter | None = None
+_writer_lock = threading.Lock()
+
+
+def build_writer() -> AuditWriter:
+    from django.conf import settings
+
+    cls = InlineAuditWriter if settings.AUDIT_WRITER_MODE == "inline" else AuditWriter
+    return cls(
+        store=DjangoStore(),
+        spool=Spool(settings.AUDIT_SPOOL_DIR),
+        batch_size=settings.AUDIT_BATCH_SIZE,
+        flush_interval=settings.AUDIT_FLUSH_INTERVAL,
+        queue_size=settings.AUDIT_QUEUE_SIZE,
+        retry_max=settings.AUDIT_RETRY_MAX_SECONDS,
+    )
+
+
+def get_writer() -> AuditWriter:
+    global _writer
+    writer = _writer
+    if writer is None:
+        with _writer_lock:
+            if _writer is None:
+                _writer = build_writer()
+                _install_exit_hooks()
+            writer = _writer
+    return writer
+
+
+def set_writer(writer: AuditWriter | None) -> AuditWriter | None:
+    """Swap the process-wide writer (tests, benchmarks). Returns the old one."""
+    global _writer
+    with _writer_lock:
+        old, _writer = _writer, writer
+    return old
+
+
+def flush(timeout: float | None = 10.0) -> bool:
+    writer = _writer
+    return True if writer is None else writer.flush(timeout)
+
+
+_hooks_installed = False
+
+
+def _at_exit() -> None:
+    writer = _writer
+    if writer is None:
+        return
+    from django.conf import settings
+
+    try:
+        writer.close(timeout=settings.AUDIT_EXIT_FLUSH_TIMEOUT)
+    except Exception:  # noqa: BLE001 - never raise from atexit
+        log.exception("audit writer could not close cleanly")
+
+
+def _on_sigterm(signum, frame):
+    # Turn SIGTERM into a normal exit so atexit flushes or spools the queue.
+    raise SystemExit(128 + signum)
+
+
+def _install_exit_hooks() -> None:
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_at_exit)
+    if threading.current_thread() is threading.main_thread():
+        try:
+            if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main interpreter
+            pass
+
+
+def _after_fork_in_child() -> None:
+    # The parent's thread does not exist in the child; its queue lock may be held.
+    global _writer, _writer_lock
+    _writer = None
+    _writer_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

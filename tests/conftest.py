@@ -1,0 +1,51 @@
+"""Shared fixtures: a real OpenTelemetry SDK with an in-memory exporter, a
+fresh audit writer per test, and on PostgreSQL the test database's TRUNCATE
+trigger disabled so transactional tests can clean up (the permanence tests
+turn it back on inside their own transaction)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from dmobs import writer as writer_module
+
+_EXPORTER = InMemorySpanExporter()
+_PROVIDER = TracerProvider()
+_PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+trace.set_tracer_provider(_PROVIDER)
+
+
+@pytest.fixture
+def span_exporter():
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+@pytest.fixture
+def tracer():
+    return trace.get_tracer("tests")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_no_truncate")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_writer(settings, tmp_path):
+    """Each test gets its own writer and spool directory; closed afterwards."""
+    settings.AUDIT_SPOOL_DIR = tmp_path / "spool"
+    old = writer_module.set_writer(None)
+    yield
+    current = writer_module.set_writer(old)
+    if current is not None:
+        current.close(timeout=5)

@@ -1,0 +1,104 @@
+"""audit_log(): validation, defaults, span events and trace ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from dmobs.audit import audit_log, build_entry
+from dmobs.models import AuditLog
+
+pytestmark = pytest.mark.django_db
+
+
+def entry_kwargs(**overrides):
+    kwargs = dict(
+        tenant_id="t-acme",
+        actor_type="human",
+        actor_id="u-1",
+        actor_name="Sarah Admin",
+        action="approved",
+        resource_type="strategy",
+        resource_id="st-1",
+        resource_name="Q3 plan",
+        description="Sarah approved the strategy Q3 plan",
+        before={"status": "draft"},
+        after={"status": "approved"},
+    )
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"actor_type": "robot"}, "actor_type"),
+        ({"description": ""}, "description"),
+        ({"description": "   "}, "description"),
+        ({"description": None}, "description"),
+        ({"trace_id": "abc"}, "trace_id"),
+        ({"trace_id": "0" * 32}, "trace_id"),
+        ({"trace_id": "g" * 32}, "trace_id"),
+        ({"before": {"when": object()}}, "before"),
+        ({"after": {"x": float("nan")}}, "after"),
+        ({"action": "Approved!"}, "action"),
+        ({"resource_type": ""}, "resource_type"),
+        ({"actor_id": ""}, "actor_id"),
+        ({"tenant_id": 42}, "tenant_id"),
+    ],
+)
+def test_validation_error_names_the_field(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        audit_log(**entry_kwargs(**overrides))
+    assert AuditLog.objects.count() == 0
+
+
+def test_entry_is_stored_with_defaults_filled():
+    entry_id = audit_log(**entry_kwargs())
+    stored = AuditLog.objects.get(pk=entry_id)
+    assert len(entry_id) == 24
+    assert stored.created_at.utcoffset().total_seconds() == 0
+    assert stored.before == {"status": "draft"}
+    assert stored.after == {"status": "approved"}
+    assert len(stored.trace_id) == 32 and stored.trace_id != "0" * 32
+
+
+def test_state_is_copied_at_call_time():
+    state = {"status": "draft", "tags": ["a"]}
+    entry_id = audit_log(**entry_kwargs(before=state))
+    state["status"] = "tampered"
+    state["tags"].append("b")
+    assert AuditLog.objects.get(pk=entry_id).before == {"status": "draft", "tags": ["a"]}
+
+
+def test_ids_sort_in_creation_order():
+    ids = [build_entry(**entry_kwargs())["id"] for _ in range(500)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == 500
+
+
+def test_span_event_on_current_span_and_trace_id_from_it(span_exporter, tracer):
+    with tracer.start_as_current_span("request") as span:
+        entry_id = audit_log(**entry_kwargs())
+        expected_trace = format(span.get_span_context().trace_id, "032x")
+    (finished,) = [s for s in span_exporter.get_finished_spans() if s.name == "request"]
+    (event,) = [e for e in finished.events if e.name == "audit_log"]
+    assert event.attributes["audit.action"] == "approved"
+    assert event.attributes["audit.resource_type"] == "strategy"
+    assert event.attributes["audit.resource_id"] == "st-1"
+    assert event.attributes["audit.id"] == entry_id
+    assert AuditLog.objects.get(pk=entry_id).trace_id == expected_trace
+
+
+def test_own_span_when_none_is_recording(span_exporter):
+    entry_id = audit_log(**entry_kwargs())
+    spans = [s for s in span_exporter.get_finished_spans() if s.name == "audit_log"]
+    assert len(spans) == 1
+    assert [e.name for e in spans[0].events] == ["audit_log"]
+    stored = AuditLog.objects.get(pk=entry_id)
+    assert stored.trace_id == format(spans[0].context.trace_id, "032x")
+
+
+def test_explicit_trace_id_wins(tracer):
+    with tracer.start_as_current_span("request"):
+        entry_id = audit_log(**entry_kwargs(trace_id="AB" * 16))
+    assert AuditLog.objects.get(pk=entry_id).trace_id == "ab" * 16

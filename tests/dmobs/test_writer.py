@@ -1,0 +1,183 @@
+"""The background writer against the real database: batching, flush, failures,
+spool and replay. These use committed transactions because the writer thread
+has a connection of its own."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from dmobs.audit import audit_log, build_entry
+from dmobs.models import AuditLog
+from dmobs.spool import Spool
+from dmobs.writer import AuditWriter, DjangoStore, set_writer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def entry(i: int = 0, **overrides):
+    kwargs = dict(
+        tenant_id="t-writer",
+        actor_type="agent",
+        actor_id="agent-7",
+        actor_name="Planner agent",
+        action="completed",
+        resource_type="activity",
+        resource_id=f"act-{i}",
+        description=f"Planner agent completed activity {i}",
+        after={"n": i},
+        trace_id="ab" * 16,
+    )
+    kwargs.update(overrides)
+    return build_entry(**kwargs)
+
+
+class RecordingStore(DjangoStore):
+    """The real store, remembering the size of each batch it wrote."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[int] = []
+
+    def write(self, entries):
+        self.batches.append(len(entries))
+        return super().write(entries)
+
+
+class FlakyStore(DjangoStore):
+    """The real store behind a switch: fails the first ``failures`` writes."""
+
+    def __init__(self, failures: int):
+        super().__init__()
+        self.failures = failures
+        self.attempts = 0
+        self.lock = threading.Lock()
+
+    def write(self, entries):
+        with self.lock:
+            self.attempts += 1
+            if self.attempts <= self.failures:
+                raise ConnectionError("audit store unreachable (injected)")
+        return super().write(entries)
+
+
+def make_writer(store, tmp_path, **kwargs) -> AuditWriter:
+    options = dict(batch_size=100, flush_interval=0.05, retry_initial=0.05, retry_max=0.2)
+    options.update(kwargs)
+    return AuditWriter(store=store, spool=Spool(tmp_path / "spool"), **options)
+
+
+def test_batches_are_bounded_by_size(tmp_path):
+    store = RecordingStore()
+    writer = make_writer(store, tmp_path, batch_size=100, flush_interval=1.0)
+    for i in range(1000):
+        writer.submit(entry(i))
+    assert writer.flush(timeout=10)
+    assert AuditLog.objects.filter(tenant_id="t-writer").count() == 1000
+    assert max(store.batches) <= 100
+    assert len(store.batches) >= 10
+    writer.close()
+
+
+def test_batches_are_bounded_by_time(tmp_path):
+    store = RecordingStore()
+    writer = make_writer(store, tmp_path, batch_size=10_000, flush_interval=0.05)
+    writer.submit(entry(1))
+    # No flush(): the time bound alone must write it.
+    for _ in range(100):
+        if AuditLog.objects.filter(tenant_id="t-writer").exists():
+            break
+        threading.Event().wait(0.02)
+    assert AuditLog.objects.filter(tenant_id="t-writer").count() == 1
+    writer.close()
+
+
+def test_audit_log_returns_before_the_write_and_flush_drains(tmp_path):
+    writer = make_writer(RecordingStore(), tmp_path, flush_interval=0.5)
+    set_writer(writer)
+    ids = [
+        audit_log(**{k: v for k, v in entry(i).items() if k not in ("id", "created_at")})
+        for i in range(50)
+    ]
+    assert writer.flush(timeout=10)
+    assert set(AuditLog.objects.values_list("id", flat=True)) == set(ids)
+
+
+def test_store_failing_then_recovering_stores_everything_once(tmp_path):
+    store = FlakyStore(failures=3)
+    writer = make_writer(store, tmp_path, batch_size=50)
+    expected = []
+    for i in range(500):
+        e = entry(i)
+        expected.append(e["id"])
+        writer.submit(e)
+    assert writer.flush(timeout=10)
+    # Entries of failed batches went to the spool; the writer replays them
+    # once the store answers again (its retry backoff is short here).
+    for _ in range(200):
+        if not writer.spool.pending_files() and AuditLog.objects.count() == 500:
+            break
+        threading.Event().wait(0.05)
+    stored = list(AuditLog.objects.values_list("id", flat=True))
+    assert sorted(stored) == sorted(expected)
+    assert store.attempts > 3
+    assert not writer.spool.pending_files()
+    writer.close()
+
+
+def test_full_queue_spills_to_spool_instead_of_dropping(tmp_path):
+    store = FlakyStore(failures=10**9)  # never answers
+    writer = make_writer(store, tmp_path, queue_size=10)
+    for i in range(200):
+        writer.submit(entry(i))
+    writer.close(timeout=5)
+    lines = [
+        json.loads(line)
+        for path in writer.spool.pending_files()
+        for line in path.read_text().splitlines()
+    ]
+    assert sorted(r["resourceId"] for r in lines) == sorted(f"act-{i}" for i in range(200))
+
+
+def test_spool_replay_twice_inserts_once(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    entries = [entry(i) for i in range(300)]
+    spool.append(entries)
+    # A copy of the same spool replayed again after the first replay, as when a
+    # replay is interrupted after the insert but before the file is removed.
+    copy = tmp_path / "spool" / "copy.ndjson"
+    copy.write_bytes(spool.pending_files()[0].read_bytes())
+    report = spool.replay(DjangoStore().write)
+    assert report.replayed == 600
+    assert AuditLog.objects.count() == 300
+    spool.append(entries[:10])
+    assert spool.replay(DjangoStore().write).replayed == 10
+    assert AuditLog.objects.count() == 300
+    assert spool.pending_files() == []
+
+
+def test_torn_last_line_is_quarantined_and_the_rest_replayed(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.append([entry(i) for i in range(20)])
+    path = spool.pending_files()[0]
+    with open(path, "ab") as f:
+        f.write(b'{"id":"65a1b2c3d4e5f6a7b8c9d0e1","tenantId":"t-wr')  # torn, no newline
+    report = spool.replay(DjangoStore().write)
+    assert report.replayed == 20
+    assert report.torn_lines == 1
+    assert AuditLog.objects.count() == 20
+    (torn,) = report.torn_files
+    with open(torn, "rb") as quarantined:
+        assert b'"tenantId":"t-wr' in quarantined.read()
+
+
+def test_audit_replay_command(tmp_path, settings):
+    from django.core.management import call_command
+
+    settings.AUDIT_SPOOL_DIR = tmp_path / "spool"
+    Spool(settings.AUDIT_SPOOL_DIR).append([entry(i) for i in range(5)])
+    call_command("audit_replay")
+    call_command("audit_replay")
+    assert AuditLog.objects.count() == 5
