@@ -9,9 +9,14 @@
    writer (time in audit_log() on the caller, entries/s reaching PostgreSQL).
 5. Prints one table and writes bench/RESULTS.md.
 
-Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench), BENCH_REQUESTS (30),
-BENCH_WARMUP (5), BENCH_PORT (8765), BENCH_WRITER_ENTRIES (200000),
-BENCH_SKIP (comma list of: admin, export, writer).
+Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
+size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
+BENCH_REQUESTS (30), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
+(8765), BENCH_WRITER_ENTRIES (200000), BENCH_SKIP (comma list of: admin,
+export, writer).
+
+bench/RESULTS.md keeps one section per N: a run replaces its own N's section
+and leaves the others.
 """
 
 from __future__ import annotations
@@ -34,9 +39,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
-DB = os.environ.get("BENCH_DB", "dmobs_bench")
+
+
+def _size_label(n: int) -> str:
+    if n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n % 1_000 == 0:
+        return f"{n // 1_000}k"
+    return str(n)
+
+
+DB = os.environ.get("BENCH_DB", f"dmobs_bench_{_size_label(ROWS)}")
+if not DB.startswith("dmobs_bench"):
+    raise SystemExit(f"BENCH_DB must start with dmobs_bench, got {DB!r}")
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "5"))
+ADMIN_REQUESTS = int(os.environ.get("BENCH_ADMIN_REQUESTS", "20"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
 WRITER_ENTRIES = int(os.environ.get("BENCH_WRITER_ENTRIES", "200000"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
@@ -77,7 +95,15 @@ def setup_django():
     django.setup()
 
 
-def load_rows() -> int:
+LOAD_NOTE = ROOT / "var" / "bench-load.txt"
+
+
+def load_rows() -> tuple[int, str]:
+    """Entries in the bench database, loading what is missing; and the audit_load
+    summary of the load that made them (kept in var/ so a reused database still
+    reports it)."""
+    import io
+
     from django.core.management import call_command
     from django.db import connection
 
@@ -85,16 +111,29 @@ def load_rows() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM audit_logs")
         (have,) = cursor.fetchone()
+    note_file = LOAD_NOTE.with_name(f"bench-load-{DB}.txt")
     if have < ROWS:
         say(f"loading {ROWS - have:,} entries (have {have:,}, want {ROWS:,})")
-        call_command("audit_load", rows=ROWS - have)
+        out = io.StringIO()
+        load_avg = os.getloadavg()
+        started = time.perf_counter()
+        call_command("audit_load", rows=ROWS - have, stdout=out)
+        elapsed = time.perf_counter() - started
+        summary = out.getvalue().strip().splitlines()[-1]
+        note = (
+            f"`audit_load --rows {ROWS - have}`: {summary} — {elapsed:.0f} s including "
+            f"tenants and ANALYZE; load average at start {load_avg[0]:.1f}"
+        )
+        say(note)
+        note_file.parent.mkdir(parents=True, exist_ok=True)
+        note_file.write_text(note + "\n")
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE audit_logs")
             cursor.execute("SELECT count(*) FROM audit_logs")
             (have,) = cursor.fetchone()
     else:
         say(f"reusing {have:,} entries in {DB}")
-    return have
+    note = note_file.read_text().strip() if note_file.exists() else "(not recorded)"
+    return have, note
 
 
 @dataclass
@@ -174,7 +213,7 @@ def prepare(total: int) -> Fixture:
         from auditui.query import encode_cursor
 
         deep_cursor = encode_cursor(deep_created, deep_id)
-    except ImportError:
+    except (ImportError, TypeError):
         deep_cursor = None
     return Fixture(
         root_cookie=_session_cookie(root),
@@ -253,8 +292,10 @@ def request(path: str, cookie: str = "", headers: dict | None = None):
     return response.status, body, response
 
 
-def measure(path: str, cookie: str, headers: dict | None = None, n: int = REQUESTS):
-    for _ in range(WARMUP):
+def measure(
+    path: str, cookie: str, headers: dict | None = None, n: int = REQUESTS, warmup: int = WARMUP
+):
+    for _ in range(warmup):
         status, body, _ = request(path, cookie, headers)
         if status != 200:
             raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
@@ -341,7 +382,8 @@ def bench_lists(fx: Fixture) -> list[tuple[str, tuple, tuple | None]]:
             our_numbers = measure(ours, cookie, headers)
             peer_numbers = None
             if peer and "admin" not in SKIP:
-                peer_numbers = measure(peer, fx.root_cookie, n=max(20, REQUESTS // 3))
+                say(f"measuring the admin: {case}")
+                peer_numbers = measure(peer, fx.root_cookie, n=ADMIN_REQUESTS, warmup=1)
             results.append((case, our_numbers, peer_numbers))
     return results
 
@@ -443,68 +485,129 @@ def machine() -> str:
     )
 
 
-def report(total: int, lists, export, writer) -> str:
+P95_TARGET_MS = 30.0
+SEARCH_TARGET_MS = 150.0
+DETAIL_TARGET_MS = 15.0
+RATIO_TARGET = 100.0
+
+
+def _verdict(ok: bool, miss: str) -> str:
+    return "met" if ok else f"**missed** ({miss})"
+
+
+def report(total: int, load_note: str, loads: tuple, lists, export, writer) -> str:
+    """This run's section of RESULTS.md (one per N)."""
+    before, after = loads
     lines = [
-        "# Benchmark results",
+        f"## N = {total:,} entries",
         "",
         f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- Machine: {machine()}",
-        f"- Entries in audit_logs: {total:,}",
-        f"- Command: `BENCH_ROWS={ROWS} make bench` "
-        f"({REQUESTS} requests per case after {WARMUP} warm-up; admin: "
-        f"{max(20, REQUESTS // 3)} requests)",
+        f"- Load average (1/5/15 min) at start {before[0]:.2f} / {before[1]:.2f} / "
+        f"{before[2]:.2f}, at end {after[0]:.2f} / {after[1]:.2f} / {after[2]:.2f} "
+        "(2 cores shared with other work: 2.0 means both cores busy)",
+        f"- Command: `BENCH_ROWS={ROWS} make bench` (database {DB}; {REQUESTS} requests per "
+        f"case after {WARMUP} warm-up; admin: {ADMIN_REQUESTS} after 1 warm-up)",
+        f"- Load: {load_note}",
         "",
         "Server round trip in ms (median / p95); ratio = admin p95 / ours p95.",
         "",
-        "| case | ours median | ours p95 | admin median | admin p95 | admin/ours |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| case | ours median | ours p95 | admin median | admin p95 | admin/ours | target |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
+    first_page = None
+    deep = None
     for case, (med, p95), peer in lists:
+        if case.startswith("Manage list, first page (all"):
+            first_page = p95
+        if case.startswith("Deep page"):
+            deep = p95
+        if case.startswith("Free text"):
+            target = _verdict(p95 <= SEARCH_TARGET_MS, f"p95 {p95 / SEARCH_TARGET_MS:.1f}x 150")
+        elif case.startswith("Row-detail"):
+            target = _verdict(p95 <= DETAIL_TARGET_MS, f"p95 {p95 / DETAIL_TARGET_MS:.1f}x 15")
+        else:
+            target = _verdict(p95 <= P95_TARGET_MS, f"p95 {p95 / P95_TARGET_MS:.1f}x 30")
         if peer:
             pm, pp = peer
+            ratio = pp / p95
+            if ratio < RATIO_TARGET:
+                target += f"; ratio **missed** ({ratio:.0f}x < 100x)"
             lines.append(
-                f"| {case} | {med:.1f} | {p95:.1f} | {pm:.1f} | {pp:.1f} | {pp / p95:.0f}x |"
+                f"| {case} | {med:.1f} | {p95:.1f} | {pm:.1f} | {pp:.1f} | {ratio:.0f}x "
+                f"| {target} |"
             )
         else:
-            lines.append(f"| {case} | {med:.1f} | {p95:.1f} | – | – | – |")
+            lines.append(f"| {case} | {med:.1f} | {p95:.1f} | – | – | – | {target} |")
+    if first_page and deep:
+        lines += [
+            "",
+            f"Deep page / first page (all time), p95: **{deep / first_page:.2f}x** "
+            f"(target <= 1.2x: {_verdict(deep <= 1.2 * first_page, 'over 1.2x')}).",
+        ]
     if export:
         lines += [
             "",
-            "## Export (CSV, streamed)",
+            "### Export (CSV, streamed, Manage, all tenants)",
             "",
             f"{export['rows']:,} rows, {export['mb']:.0f} MB in {export['seconds']:.1f} s: "
-            f"**{export['rows_per_s']:,.0f} rows/s**, worker peak RSS "
-            f"**{export['peak_rss_mb']:.0f} MB** (at start {export['rss_before_mb']:.0f} MB).",
+            f"**{export['rows_per_s']:,.0f} rows/s** "
+            f"(target >= 50,000: {_verdict(export['rows_per_s'] >= 50_000, 'slower')}), "
+            f"worker peak RSS **{export['peak_rss_mb']:.0f} MB** "
+            f"(target <= 150: {_verdict(export['peak_rss_mb'] <= 150, 'bigger')}; "
+            f"{export['rss_before_mb']:.0f} MB before the request).",
         ]
     if writer:
         lines += [
             "",
-            "## Writer",
+            "### Writer",
             "",
             f"{writer['entries']:,} `audit_log()` calls inside a recording span: "
-            f"caller time p50 **{writer['p50_us']:.1f} µs**, p99 **{writer['p99_us']:.1f} µs**; "
+            f"caller time p50 **{writer['p50_us']:.1f} µs**, p99 **{writer['p99_us']:.1f} µs** "
+            f"(target <= 50: {_verdict(writer['p99_us'] <= 50, 'slower')}); "
             f"{writer['stored']:,} stored in {writer['total_s']:.1f} s: "
-            f"**{writer['rate']:,.0f} entries/s** into PostgreSQL.",
+            f"**{writer['rate']:,.0f} entries/s** into PostgreSQL "
+            f"(target >= 20,000: {_verdict(writer['rate'] >= 20_000, 'slower')}).",
         ]
     return "\n".join(lines) + "\n"
 
 
+HEADER = """# Benchmark results
+
+Written by `make bench` (bench/run.py): our screens served by gunicorn against the
+Django admin changelist of the same table (bench/peer_admin.py) in the same run, on
+PostgreSQL on this machine. One section per table size; a run replaces its own.
+Notes on what limits each number are in bench/NOTES.md.
+"""
+
+
+def merge_results(existing: str, section: str, total: int) -> str:
+    """RESULTS.md with this N's section replaced (or added), sections ordered by N."""
+    sections: dict[int, str] = {}
+    for chunk in existing.split("\n## N = ")[1:]:
+        head = chunk.split(" ", 1)[0].replace(",", "")
+        if head.isdigit():
+            sections[int(head)] = "## N = " + chunk.rstrip() + "\n"
+    sections[total] = section
+    return HEADER + "".join("\n" + sections[n] for n in sorted(sections))
+
+
 def main() -> None:
-    say(f"{' '.join(shlex.quote(a) for a in sys.argv)} with BENCH_ROWS={ROWS}")
+    say(f"{' '.join(shlex.quote(a) for a in sys.argv)} with BENCH_ROWS={ROWS}, database {DB}")
+    loads_before = os.getloadavg()
     ensure_database()
     setup_django()
-    total = load_rows()
+    total, load_note = load_rows()
     fx = prepare(total)
     lists = bench_lists(fx)
     export = None if "export" in SKIP else bench_export(fx)
     writer = None if "writer" in SKIP else bench_writer()
-    text = report(total, lists, export, writer)
+    section = report(total, load_note, (loads_before, os.getloadavg()), lists, export, writer)
     print()
-    print(text)
+    print(section)
     out = ROOT / "bench" / "RESULTS.md"
-    if ROWS != 1_000_000:
-        out = ROOT / "bench" / f"RESULTS-{ROWS}.md"
-    out.write_text(text)
+    existing = out.read_text() if out.exists() else ""
+    out.write_text(merge_results(existing, section, total))
     say(f"wrote {out.relative_to(ROOT)}")
 
 

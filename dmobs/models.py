@@ -227,3 +227,29 @@ class AuditLog(models.Model):
     @property
     def is_platform(self) -> bool:
         return not self.tenant_id
+
+
+class AuditFacet(models.Model):
+    """One distinct (tenant, actor, action, resource type) combination seen in audit_logs.
+
+    The filter dropdowns of the screens read their choices here instead of running
+    DISTINCT over millions of entries. On PostgreSQL a statement-level trigger on
+    audit_logs keeps it complete for every insert path (the writer, audit_load's
+    COPY, the platform's Node services); it is small (tenants x actors x the
+    actions they use) and, like the entries, only grows. Other stores do not
+    maintain it: there the screens fall back to DISTINCT (see ``auditui.query``).
+    """
+
+    tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
+    actor_type = models.CharField(max_length=10, db_column="actorType")
+    actor_id = models.CharField(max_length=64, db_column="actorId")
+    # The first name this actor was seen with (DO NOTHING on conflict).
+    actor_name = models.CharField(max_length=200, db_column="actorName")
+    action = models.CharField(max_length=64)
+    resource_type = models.CharField(max_length=64, db_column="resourceType")
+
+    class Meta:
+        db_table = "audit_facets"
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.actor_id} {self.action} {self.resource_type}"

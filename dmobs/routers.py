@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-AUDIT_MODELS = {("dmobs", "auditlog")}
+# audit_facets is derived from audit_logs (by a trigger), so it lives beside it.
+AUDIT_MODELS = {("dmobs", "auditlog"), ("dmobs", "auditfacet")}
 
 
 def _is_audit(app_label: str, model_name: str | None) -> bool:

@@ -25,11 +25,14 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
 import time
+import traceback
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -236,17 +239,24 @@ def generate_rows(
     seed: int,
     pools: list | None = None,
     as_copy_text: bool = False,
+    first: int = 0,
+    stop: int | None = None,
+    middle: str | None = None,
 ) -> Iterator:
-    """Rows in time order, ``created_at`` in [start, start + span).
+    """Rows ``first`` .. ``stop - 1`` of ``rows``, in time order, ``created_at`` in
+    [start, start + span).
 
     Yields tuples of values in FIELDS order, or with ``as_copy_text`` one COPY text
-    line per row (``pools`` from ``copy_text_pools()``).
+    line per row (``pools`` from ``copy_text_pools()``). A slice [first, stop) is
+    generated on its own (own random stream), so worker processes can each make
+    a part of one load.
 
     Row i sits at fraction p = (i + u) / rows of the index range, mapped to time by
     (p + sqrt(p)) / 2: monotonic, and about four times as many rows at the end of
     the range as at its start (the platform grew).
     """
-    rnd = random.Random(seed)
+    stop = rows if stop is None else min(stop, rows)
+    rnd = random.Random(f"{seed}:{first}")
     rand = rnd.random
     bits = rnd.getrandbits
     pools = pools or plan.pools
@@ -255,23 +265,39 @@ def generate_rows(
     sqrt = math.sqrt
     fromts = datetime.fromtimestamp
     utc = UTC
-    middle = os.urandom(5).hex()  # unique per run: ids of two runs never collide
-    i = 0
-    while i < rows:
+    # Unique per run: ids of two runs never collide. Workers share it (rows differ by i).
+    middle = middle or os.urandom(5).hex()
+    # COPY text of created_at without a datetime per row: the day's prefix is
+    # cached (rows come in time order) and the time of day comes from a table.
+    clock = _CLOCK if as_copy_text else ()
+    day_start, day_prefix = -1, ""
+    i = first
+    while i < stop:
         pool = pools[pick(cum, rand())]
         group = pool[int(rand() * len(pool))]
         trace_id = f"{bits(128) or 1:032x}"
         for content in group:
-            if i >= rows:
+            if i >= stop:
                 return
-            p = (i + rand()) / rows
-            t = start + span * (p + sqrt(p)) * 0.5
-            row_id = f"{int(t):08x}{middle}{i & 0xFFFFFF:06x}"
+            t = start + span * ((p := (i + rand()) / rows) + sqrt(p)) * 0.5
+            seconds = int(t)
+            row_id = f"{seconds:08x}{middle}{i & 0xFFFFFF:06x}"
             if as_copy_text:
-                yield f"{row_id}\t{content}\t{trace_id}\t{fromts(t, utc).isoformat(' ')}\n"
+                if not 0 <= seconds - day_start < 86400:
+                    day_start = seconds - seconds % 86400
+                    day_prefix = fromts(day_start, utc).strftime("%Y-%m-%d ")
+                micros = int((t - seconds) * 1_000_000)
+                yield (
+                    f"{row_id}\t{content}\t{trace_id}\t{day_prefix}"
+                    f"{clock[seconds - day_start]}.{micros:06d}+00\n"
+                )
             else:
                 yield (row_id,) + content + (trace_id, fromts(t, utc))
             i += 1
+
+
+# "HH:MM:SS" for every second of a day.
+_CLOCK = tuple(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400))
 
 
 # --- Writers -----------------------------------------------------------------
@@ -320,6 +346,112 @@ def _orm_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int
         objs.append(AuditLog(**values))
     AuditLog.objects.using(alias).bulk_create(objs, ignore_conflicts=True)
     return len(objs)
+
+
+# --- PostgreSQL: parallel COPY ---------------------------------------------------
+def _connect(settings_dict: dict):
+    """A plain psycopg connection to the database of a Django alias (no Django state,
+    so it is safe in a forked worker)."""
+    import psycopg
+
+    return psycopg.connect(
+        dbname=settings_dict["NAME"],
+        user=settings_dict.get("USER") or None,
+        password=settings_dict.get("PASSWORD") or None,
+        host=settings_dict.get("HOST") or None,
+        port=settings_dict.get("PORT") or None,
+    )
+
+
+@dataclass
+class CopyJob:
+    """What every worker needs; inherited by the forked workers, never pickled."""
+
+    settings_dict: dict
+    copy_sql: str
+    plan: LoadPlan
+    pools: list
+    rows: int
+    start: float
+    span: float
+    seed: int
+    middle: str
+    slices: list[tuple[int, int]]
+
+
+def _copy_worker(job: CopyJob, worker: int, workers: int, counter) -> None:
+    """One worker process: generate its slices of the rows and COPY each slice in a
+    transaction of its own. Generation (Python) and parsing (the server backend)
+    of two workers overlap on two cores."""
+    try:
+        with _connect(job.settings_dict) as conn:
+            # Benchmark data: losing the last slices in a server crash is fine.
+            conn.execute("SET synchronous_commit = off")
+            conn.commit()
+            for first, stop in job.slices[worker::workers]:
+                lines = generate_rows(
+                    job.plan,
+                    rows=job.rows,
+                    start=job.start,
+                    span=job.span,
+                    seed=job.seed,
+                    pools=job.pools,
+                    as_copy_text=True,
+                    first=first,
+                    stop=stop,
+                    middle=job.middle,
+                )
+                with conn.cursor() as cursor, cursor.copy(job.copy_sql) as copy:
+                    while chunk := list(islice(lines, COPY_CHUNK_ROWS)):
+                        copy.write("".join(chunk))
+                        with counter.get_lock():
+                            counter.value += len(chunk)
+                conn.commit()
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def _parallel_copy(job: CopyJob, workers: int, progress: Progress) -> int:
+    """Run ``workers`` forked COPY workers; returns the rows they wrote."""
+    context = multiprocessing.get_context("fork")
+    counter = context.Value("q", 0)
+    processes = [
+        context.Process(target=_copy_worker, args=(job, k, workers, counter), daemon=True)
+        for k in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        while any(p.is_alive() for p in processes):
+            time.sleep(0.2)
+            progress.update(min(counter.value, job.rows - 1))
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    failed = [p.exitcode for p in processes if p.exitcode != 0]
+    if failed:
+        raise CommandError(f"{len(failed)} COPY worker(s) failed (exit codes {failed}); see above")
+    progress.update(counter.value)
+    return counter.value
+
+
+def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -> None:
+    """CREATE INDEX statements over ``workers`` connections at once (each build is
+    a sort on one core), with the session's maintenance_work_mem raised."""
+
+    def build(definition: str) -> None:
+        with _connect(settings_dict) as conn:
+            conn.execute("SET maintenance_work_mem = '512MB'")
+            conn.execute("SET max_parallel_maintenance_workers = 0")
+            conn.execute(definition)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        # Biggest first would be better, but the definitions carry no size: list order.
+        list(pool.map(build, definitions))
 
 
 # --- PostgreSQL: secondary indexes ------------------------------------------------
@@ -382,8 +514,16 @@ class Command(BaseCommand):
             "commits each batch. 'auto' (default) rebuilds when the load at least doubles "
             "the table and is 100,000 rows or more.",
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=2,
+            help="PostgreSQL only: processes that generate and COPY rows at once, and "
+            "connections that rebuild indexes at once (default 2). Used when the load is "
+            "200,000 rows or more and not inside a transaction; else one connection.",
+        )
 
-    def handle(self, *args, rows, tenants, batch_size, days, seed, indexes, **options):
+    def handle(self, *args, rows, tenants, batch_size, days, seed, indexes, workers, **options):
         verbosity = options.get("verbosity", 1)
         if rows < 1:
             raise CommandError(f"--rows must be a positive number, got {rows}")
@@ -393,6 +533,8 @@ class Command(BaseCommand):
             raise CommandError(f"--tenants must be between 1 and {MAX_TENANTS}, got {tenants}")
         if batch_size is not None and not 1 <= batch_size <= 10_000_000:
             raise CommandError(f"--batch-size must be between 1 and 10,000,000, got {batch_size}")
+        if not 1 <= workers <= 16:
+            raise CommandError(f"--workers must be between 1 and 16, got {workers}")
         if not 1 <= days <= 36_500:
             raise CommandError(f"--days must be between 1 and 36,500, got {days}")
 
@@ -419,17 +561,9 @@ class Command(BaseCommand):
         started = time.perf_counter()
         extra = ""
         if vendor == "postgresql":
-            lines = generate_rows(
-                plan,
-                rows=rows,
-                start=start,
-                span=span,
-                seed=seed,
-                pools=copy_text_pools(plan),
-                as_copy_text=True,
-            )
+            gen = dict(plan=plan, rows=rows, start=start, span=span, seed=seed)
             done, extra = self._load_postgresql(
-                alias, table, columns, lines, rows, batch_size, indexes, progress
+                alias, table, columns, gen, batch_size, indexes, workers, progress
             )
         else:
             row_iter = generate_rows(plan, rows=rows, start=start, span=span, seed=seed)
@@ -453,50 +587,101 @@ class Command(BaseCommand):
             )
 
     def _load_postgresql(
-        self, alias, table, columns, lines, rows, batch_size, indexes, progress
+        self, alias, table, columns, gen, batch_size, indexes, workers, progress
     ) -> tuple[int, str]:
+        """COPY the rows, in parallel worker processes when the load is big.
+
+        1. Decide whether to drop and rebuild the secondary indexes (a big load
+           into a small table) or to maintain them while loading.
+        2. Parallel: each worker process generates its slices of the rows and
+           COPYs them over a connection of its own, a transaction per slice.
+           Rebuilt indexes are dropped (committed) first and recreated over
+           ``workers`` connections at the end, also when the load fails. In
+           process (small loads, or inside a transaction, e.g. tests): one
+           connection, and a rebuild is all-or-nothing in one transaction.
+        3. ANALYZE, so the planner knows the new size.
+        """
         connection = connections[alias]
+        rows = gen["rows"]
         quoted_table = connection.ops.quote_name(table)
+        quoted_columns = ", ".join(connection.ops.quote_name(c) for c in columns)
+        copy_sql = f"COPY {quoted_table} ({quoted_columns}) FROM STDIN"
         with connection.cursor() as cursor:
             existing = _estimated_rows(cursor, quoted_table)
         rebuild = indexes == "rebuild" or (
             indexes == "auto" and rows >= 100_000 and rows >= existing
         )
+        parallel = workers > 1 and rows >= 200_000 and not connection.in_atomic_block
+        pools = copy_text_pools(gen["plan"])
         done = 0
+        index_seconds = 0.0
         copy_started = time.perf_counter()
-        if rebuild:
-            # Dropping, loading and recreating in one transaction: cheaper than
-            # maintaining the indexes row by row, and all-or-nothing.
-            with transaction.atomic(using=alias), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = off")
-                cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-                definitions = _secondary_indexes(cursor, quoted_table)
-                for name, _ in definitions:
-                    cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+        if parallel:
+            slices = [(a, min(a + batch_size, rows)) for a in range(0, rows, batch_size)]
+            job = CopyJob(
+                settings_dict=connection.settings_dict,
+                copy_sql=copy_sql,
+                pools=pools,
+                middle=os.urandom(5).hex(),
+                slices=slices,
+                **gen,
+            )
+            definitions = []
+            if rebuild:
+                with transaction.atomic(using=alias), connection.cursor() as cursor:
+                    definitions = _secondary_indexes(cursor, quoted_table)
+                    for name, _ in definitions:
+                        cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+            # Forked workers must not share this process's connection.
+            connections.close_all()
+            try:
+                done = _parallel_copy(job, workers, progress)
+            finally:
+                copy_seconds = time.perf_counter() - copy_started
+                if definitions:
+                    self.stderr.write(
+                        f"Recreating {len(definitions)} indexes over {workers} connections ..."
+                    )
+                    index_started = time.perf_counter()
+                    _create_indexes(connection.settings_dict, [d for _, d in definitions], workers)
+                    index_seconds = time.perf_counter() - index_started
+        else:
+            lines = generate_rows(pools=pools, as_copy_text=True, **gen)
+            if rebuild:
+                # Dropping, loading and recreating in one transaction: cheaper than
+                # maintaining the indexes row by row, and all-or-nothing.
+                with transaction.atomic(using=alias), connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                    definitions = _secondary_indexes(cursor, quoted_table)
+                    for name, _ in definitions:
+                        cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+                    while done < rows:
+                        done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
+                        progress.update(done)
+                    copy_seconds = time.perf_counter() - copy_started
+                    self.stderr.write(f"Recreating {len(definitions)} indexes ...")
+                    index_started = time.perf_counter()
+                    for _, definition in definitions:
+                        cursor.execute(definition)
+                    index_seconds = time.perf_counter() - index_started
+            else:
                 while done < rows:
-                    done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
+                    with transaction.atomic(using=alias):
+                        with connection.cursor() as cursor:
+                            # Losing the last batch in a crash is fine for benchmark data.
+                            cursor.execute("SET LOCAL synchronous_commit = off")
+                        done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
                     progress.update(done)
                 copy_seconds = time.perf_counter() - copy_started
-                self.stderr.write(f"Recreating {len(definitions)} indexes ...")
-                index_started = time.perf_counter()
-                for _, definition in definitions:
-                    cursor.execute(definition)
-                index_seconds = time.perf_counter() - index_started
-        else:
-            while done < rows:
-                with transaction.atomic(using=alias):
-                    with connection.cursor() as cursor:
-                        # Losing the last batch in a crash is fine for benchmark data.
-                        cursor.execute("SET LOCAL synchronous_commit = off")
-                    done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
-                progress.update(done)
-            copy_seconds = time.perf_counter() - copy_started
-            index_seconds = 0.0
         analyze_started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {quoted_table}")
         analyze_seconds = time.perf_counter() - analyze_started
-        detail = f" (COPY {copy_seconds:.1f} s, {done / max(copy_seconds, 1e-9):,.0f} rows/s"
+        how = f"{workers} workers" if parallel else "1 connection"
+        detail = (
+            f" (COPY over {how} {copy_seconds:.1f} s, {done / max(copy_seconds, 1e-9):,.0f} rows/s"
+        )
         if rebuild:
             detail += f"; indexes rebuilt in {index_seconds:.1f} s"
         detail += f"; ANALYZE {analyze_seconds:.1f} s)"
