@@ -17,6 +17,23 @@ from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant, User
 PASSWORD = "test-pass-2026"
 ACTIONS = ("created", "updated", "approved", "rejected", "deleted", "published", "sent")
 RESOURCES = ("strategy", "activity", "context_file", "skill", "goal", "deliverable")
+NAMES = {
+    "strategy": ("Q3 growth strategy", "Spring launch plan", "Retention playbook"),
+    "activity": ("Weekly newsletter", "LinkedIn carousel", "Webinar follow-up"),
+    "context_file": ("Brand voice guide", "Pricing FAQ", "Competitor notes"),
+    "skill": ("SEO briefs", "Cold outreach", "Ad copy"),
+    "goal": ("500 qualified leads", "Churn under 3%", "NPS 45"),
+    "deliverable": ("Landing page copy", "Case study draft", "Email sequence"),
+}
+VERBS = {
+    "created": "created",
+    "updated": "updated",
+    "approved": "approved",
+    "rejected": "rejected",
+    "deleted": "deleted",
+    "published": "published",
+    "sent": "sent",
+}
 
 
 @dataclass
@@ -38,6 +55,8 @@ def make_entry(
     action = extra.pop("action", rng.choice(ACTIONS))
     resource_type = extra.pop("resource_type", rng.choice(RESOURCES))
     resource_id = f"{resource_type[:2]}_{rng.randrange(1000)}"
+    resource_name = rng.choice(NAMES.get(resource_type, ("Item",)))
+    label = resource_type.replace("_", " ")
     fields = dict(
         id=new_object_id(created_at.timestamp()),
         tenant_id=tenant.ref_id if tenant else None,
@@ -47,10 +66,20 @@ def make_entry(
         action=action,
         resource_type=resource_type,
         resource_id=resource_id,
-        resource_name=f"{resource_type.replace('_', ' ').title()} {resource_id}",
-        description=f"{actor_name} {action} the {resource_type} {resource_id}",
-        before={"status": "draft", "owner": {"name": actor_name, "tags": ["a", "b"]}},
-        after={"status": action, "owner": {"name": actor_name, "tags": ["a", "c"]}},
+        resource_name=resource_name,
+        description=f"{actor_name} {VERBS.get(action, action)} the {label} “{resource_name}”",
+        before={
+            "status": "draft",
+            "title": resource_name,
+            "owner": {"name": actor_name, "tags": ["q3", "draft"]},
+            "settings": {"channel": "email", "api_key": "sk-test-123"},
+        },
+        after={
+            "status": action,
+            "title": resource_name,
+            "owner": {"name": actor_name, "tags": ["q3", "review", "priority"]},
+            "settings": {"channel": "linkedin", "api_key": "sk-test-456"},
+        },
         trace_id=f"{rng.getrandbits(128):032x}",
         created_at=created_at,
     )
