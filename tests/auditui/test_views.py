@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -209,3 +210,22 @@ def test_trace_filter_link_from_detail(world, client):
     link = f"/manage/audit?trace={entry.trace_id}&amp;range=all"
     assert link in html
     assert row_ids(client.get(link.replace("&amp;", "&"))) == [entry.pk]
+
+
+def test_markup_needs_no_unsafe_inline(world, client):
+    """No inline scripts, event handlers or style attributes (a strict CSP holds)."""
+    client.force_login(world.users["root"])
+    entry = world.entries[0]
+    pages = [
+        "/",
+        f"{LIST_URLS['manage']}?range=all",
+        f"{LIST_URLS['manage']}/{entry.pk}/",
+        "/accounts/login/",
+    ]
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        assert not re.search(r"\son[a-z]+\s*=", html), url
+        assert not re.search(r"\sstyle\s*=", html), url
+        assert "hx-on" not in html and "javascript:" not in html, url
+        assert '"allowEval":false' in html.replace("&quot;", '"')
