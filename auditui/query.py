@@ -161,8 +161,9 @@ def _date(query: QueryDict, key: str) -> date | None:
     return parsed
 
 
-def encode_cursor(entry: AuditLog) -> str:
-    raw = f"{entry.created_at.astimezone(UTC).isoformat()}|{entry.pk}".encode()
+def encode_cursor(created_at: datetime, entry_id: str) -> str:
+    """The opaque cursor of the position just after (created_at, entry_id)."""
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{entry_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -337,7 +338,7 @@ def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) 
     rows = list(qs[: size + 1])
     if len(rows) > size:
         rows = rows[:size]
-        return Page(rows, encode_cursor(rows[-1]))
+        return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
     return Page(rows, None)
 
 

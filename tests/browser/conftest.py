@@ -98,9 +98,9 @@ def page(browser, live_server):
     assert not problems, problems
 
 
-def sign_in(page, username: str, path: str) -> None:
+def sign_in(page, username: str, path: str, password: str = PASSWORD) -> None:
     page.goto(path)
     page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"**{path}*")
