@@ -20,14 +20,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.core.exceptions import BadRequest
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import Lookup, Q, QuerySet
+from django.db.models.expressions import Col
+from django.db.models.sql.where import AND
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from auditui.apps_registry import AuditApp
 from dmobs.audit import TRACE_ID_RE
-from dmobs.models import ACTOR_TYPES, AuditLog, Tenant
+from dmobs.models import ACTOR_TYPES, AuditFacet, AuditLog, Tenant
+from dmobs.search import search_condition
 
 # Query-string keys (DESIGN.md, "Fixed interfaces").
 ACTION_VAR = "action"
@@ -72,6 +76,8 @@ DEFAULT_RANGE = "30d"
 PAGE_SIZE = 50
 COUNT_CAP = 1000
 CHOICES_LIMIT = 500
+# At most this many per-tenant index walks merged for one page (tenant_branches).
+MAX_BRANCHES = 100
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
@@ -301,11 +307,8 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
     if params.trace:
         qs = qs.filter(trace_id=params.trace)
     if params.q:
-        qs = qs.filter(
-            Q(description__icontains=params.q)
-            | Q(resource_name__icontains=params.q)
-            | Q(actor_name__icontains=params.q)
-        )
+        # One expression a trigram index covers on PostgreSQL (dmobs.search).
+        qs = qs.filter(search_condition(params.q, vendor=connections[qs.db].vendor))
     if params.custom_dates:
         if params.date_from:
             qs = qs.filter(created_at__gte=_local_midnight(params.date_from))
@@ -319,8 +322,12 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
 
 
 def after_cursor(qs: QuerySet, cursor: Cursor) -> QuerySet:
-    """Rows strictly after ``cursor`` in (created_at desc, id desc) order."""
-    return qs.filter(
+    """Rows strictly after ``cursor`` in (created_at desc, id desc) order.
+
+    The redundant ``created_at <= cursor`` is what an index can seek to: without
+    it the OR is only a filter, and a deep page would walk the index from the top.
+    """
+    return qs.filter(created_at__lte=cursor.created_at).filter(
         Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.id)
     )
 
@@ -331,11 +338,72 @@ class Page:
     next_cursor: str | None
 
 
+def _root_lookups(qs: QuerySet) -> list[Lookup] | None:
+    """The top-level ``field <op> constant`` conditions of ``qs`` (ANDed), or None
+    when its WHERE is anything else (OR, NOT, expressions)."""
+    where = qs.query.where
+    if where.connector != AND or where.negated:
+        return None
+    lookups = []
+    for child in where.children:
+        if isinstance(child, Lookup) and isinstance(child.lhs, Col):
+            lookups.append(child)
+    return lookups
+
+
+def tenant_branches(qs: QuerySet) -> list[str | None] | None:
+    """The tenants to page one by one, when one ordered index scan cannot serve ``qs``.
+
+    The list indexes lead with ``tenantId``, so "newest first" is an index walk
+    for one tenant, and for several tenants a merge of per-tenant walks:
+    1. ``tenantId IN (a, b, ...)`` (a reviewer's tenants): those tenants.
+    2. An ``actor`` filter without a tenant (Manage): the tenants where that actor
+       appears, from the facet table, so each walk uses (tenant, actor, created).
+    Anything else (one tenant, or every tenant without an actor) returns None.
+    PostgreSQL only: other stores are small or not SQL.
+    """
+    if connections[qs.db].vendor != "postgresql":
+        return None
+    lookups = _root_lookups(qs) or []
+    tenant_conditions = [lk for lk in lookups if lk.lhs.target.name == "tenant_id"]
+    if any(lk.lookup_name in ("exact", "isnull") for lk in tenant_conditions):
+        return None
+    tenant_in = [lk for lk in tenant_conditions if lk.lookup_name == "in"]
+    if any(not isinstance(lk.rhs, list | tuple | set | frozenset) for lk in tenant_in):
+        return None
+    if tenant_in:
+        refs = sorted({ref for lk in tenant_in for ref in lk.rhs}, key=str)
+        return refs if 1 < len(refs) <= MAX_BRANCHES else None
+    actor = [lk for lk in lookups if lk.lhs.target.name == "actor_id" and lk.lookup_name == "exact"]
+    if actor and not tenant_conditions:
+        refs = list(
+            AuditFacet.objects.using(qs.db)
+            .filter(actor_id=actor[0].rhs)
+            .values_list("tenant_id", flat=True)
+            .distinct()[: MAX_BRANCHES + 1]
+        )
+        return refs if len(refs) <= MAX_BRANCHES else None
+    return None
+
+
+def _page_query(qs: QuerySet, size: int) -> QuerySet:
+    """``qs[:size]``, as a merge of per-tenant index walks when that is cheaper."""
+    refs = tenant_branches(qs)
+    if refs is None:
+        return qs[:size]
+    if not refs:
+        return qs.none()
+    branches = [qs.filter(tenant_id=ref)[:size] for ref in refs]
+    if len(branches) == 1:
+        return branches[0]
+    return branches[0].union(*branches[1:], all=True).order_by("-created_at", "-id")[:size]
+
+
 def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
     """One keyset page: ``size`` rows after the cursor, and the cursor of the next page."""
     if cursor is not None:
         qs = after_cursor(qs, cursor)
-    rows = list(qs[: size + 1])
+    rows = list(_page_query(qs, size + 1))
     if len(rows) > size:
         rows = rows[:size]
         return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
@@ -374,13 +442,15 @@ class FilterChoices:
 def filter_choices(*, scope: Scope) -> FilterChoices:
     """Dropdown choices, taken from the scope's own rows (never from other tenants).
 
-    This is the one place choices are computed, so it can be swapped for a
-    loose index scan or a facet table without touching the views.
-    1. DISTINCT over the scoped root queryset (without the filters, so picking
-       one value does not hide the others), bounded by ``CHOICES_LIMIT``.
+    This is the one place choices are computed.
+    1. From the scope's rows in the facet table (PostgreSQL, ``facet_queryset``),
+       else DISTINCT over the scoped root queryset; without the filters, so
+       picking one value does not hide the others; bounded by ``CHOICES_LIMIT``.
     2. Actors are keyed by id; the name shown is one of the names they used.
     """
-    base = scope.queryset.order_by()
+    base = facet_queryset(scope.queryset)
+    if base is None:
+        base = scope.queryset.order_by()
     actions = sorted(
         base.values_list("action", flat=True).distinct().order_by("action")[:CHOICES_LIMIT]
     )
@@ -403,6 +473,33 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
         resource_types=resource_types,
         tenants=sorted(tenants, key=lambda t: t.name.lower()),
     )
+
+
+FACET_FIELDS = frozenset({"tenant_id", "actor_type", "actor_id", "action", "resource_type"})
+
+
+def facet_queryset(qs: QuerySet) -> QuerySet | None:
+    """The facet rows (``dmobs.models.AuditFacet``) of a scope's root queryset.
+
+    On PostgreSQL a trigger keeps ``audit_facets`` complete, so choices are a
+    lookup in a table of a few thousand rows instead of DISTINCT over the scope.
+    The scope's conditions are carried over one by one; a scope with any other
+    kind of condition (or another store) returns None and gets DISTINCT.
+    """
+    if connections[qs.db].vendor != "postgresql":
+        return None
+    lookups = _root_lookups(qs)
+    if lookups is None or len(lookups) != len(qs.query.where.children):
+        return None
+    condition = Q()
+    for lookup in lookups:
+        name = lookup.lhs.target.name
+        if name not in FACET_FIELDS or lookup.lookup_name not in ("exact", "in", "isnull"):
+            return None
+        if hasattr(lookup.rhs, "resolve_expression"):
+            return None
+        condition &= Q(**{f"{name}__{lookup.lookup_name}": lookup.rhs})
+    return AuditFacet.objects.using(qs.db).filter(condition).order_by()
 
 
 def tenants_by_ref(refs: set[str | None]) -> dict[str, Tenant]:
