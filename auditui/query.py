@@ -386,7 +386,7 @@ def tenant_branches(qs: QuerySet) -> list[str | None] | None:
     return None
 
 
-def _page_query(qs: QuerySet, size: int) -> QuerySet:
+def _page_query(qs: QuerySet, size: int, *, ordered: bool = True) -> QuerySet:
     """``qs[:size]``, as a merge of per-tenant index walks when that is cheaper."""
     refs = tenant_branches(qs)
     if refs is None:
@@ -396,7 +396,10 @@ def _page_query(qs: QuerySet, size: int) -> QuerySet:
     branches = [qs.filter(tenant_id=ref)[:size] for ref in refs]
     if len(branches) == 1:
         return branches[0]
-    return branches[0].union(*branches[1:], all=True).order_by("-created_at", "-id")[:size]
+    merged = branches[0].union(*branches[1:], all=True)
+    if ordered:
+        merged = merged.order_by("-created_at", "-id")
+    return merged[:size]
 
 
 def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
@@ -426,7 +429,9 @@ def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP) -> tuple[int, bool]:
 
     Returns ``(count, more)`` where ``more`` means "more than ``cap``".
     """
-    counted = qs.order_by()[: cap + 1].count()
+    # Per tenant when one index cannot serve the whole filter (see tenant_branches):
+    # a LIMIT alone does not bound the work when the matches are rare.
+    counted = _page_query(qs.order_by(), cap + 1, ordered=False).count()
     return min(counted, cap), counted > cap
 
 
