@@ -9,6 +9,7 @@ when the type differs (an object became a string), the whole path is one
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ SECRET_KEY_PARTS = (
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+@functools.lru_cache(maxsize=4096)  # keys repeat across entries; exports call this per key
 def is_secret_key(key: object) -> bool:
     normalised = _NON_ALNUM.sub("", str(key).lower())
     return any(part in normalised for part in SECRET_KEY_PARTS)

@@ -386,8 +386,14 @@ def tenant_branches(qs: QuerySet) -> list[str | None] | None:
     return None
 
 
-def _page_query(qs: QuerySet, size: int, *, ordered: bool = True) -> QuerySet:
-    """``qs[:size]``, as a merge of per-tenant index walks when that is cheaper."""
+def _page_query(
+    qs: QuerySet, size: int, *, ordered: bool = True, merge_order: tuple = ("-created_at", "-id")
+) -> QuerySet:
+    """``qs[:size]``, as a merge of per-tenant index walks when that is cheaper.
+
+    ``merge_order`` sorts the merged branches: names of selected columns that
+    sort like (created_at, id), for a ``values_list`` query.
+    """
     refs = tenant_branches(qs)
     if refs is None:
         return qs[:size]
@@ -398,7 +404,7 @@ def _page_query(qs: QuerySet, size: int, *, ordered: bool = True) -> QuerySet:
         return branches[0]
     merged = branches[0].union(*branches[1:], all=True)
     if ordered:
-        merged = merged.order_by("-created_at", "-id")
+        merged = merged.order_by(*merge_order)
     return merged[:size]
 
 

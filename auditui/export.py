@@ -1,0 +1,121 @@
+"""CSV export at database speed (PostgreSQL).
+
+The generic export (``views.csv_lines``) builds a model instance, a record
+dict and a CSV line per entry: about 20,000 rows/s on these machines. Here the
+per-row work is moved where it is cheapest:
+
+1. PostgreSQL renders ``createdAt`` (ISO-8601, ms, ``Z``) and ``before``/``after``
+   as JSON text, on its own core, in keyset chunks of ``CHUNK_ROWS``.
+2. Python only guards cells against spreadsheet formulas (one ``startswith``
+   per cell) and masks secrets in the rare JSON text that could hold one: a key
+   that normalises to a secret-looking name leaves that name in the normalised
+   whole text, so a text without any of them cannot need masking.
+3. Each record is joined with every cell quoted (the csv module scans each
+   character to decide on quotes: most of its cost), and one string per chunk
+   is streamed, so the server writes ~2 MB at a time, not one line at a time.
+
+The CSV carries the same columns and cells as the generic export, except that
+JSON cells are PostgreSQL's canonical jsonb text (``{"a": 1}``) rather than
+Python's compact one, and every cell is quoted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from django.db.models import QuerySet, TextField
+from django.db.models.expressions import RawSQL
+
+from auditui.diff import SECRET_KEY_PARTS, mask_secrets
+from auditui.query import Cursor, _page_query, after_cursor
+from dmobs.records import STORED_NAMES
+
+CHUNK_ROWS = 5000
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Bytes that are not [a-z0-9], deleted by bytes.translate (the same normalisation
+# as diff.is_secret_key, applied to the whole JSON text at C speed).
+_DELETE = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
+_SECRET_PART = re.compile("|".join(SECRET_KEY_PARTS).encode())
+
+# Values in STORED_NAMES order; the last two are the keyset of the next chunk.
+_TEXT_FIELDS = (
+    "id",
+    "tenant_id",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "action",
+    "resource_type",
+    "resource_id",
+    "resource_name",
+    "description",
+    "x_before",
+    "x_after",
+    "trace_id",
+    "x_created",
+)
+_ANNOTATIONS = {
+    "x_before": '"before"::text',
+    "x_after": '"after"::text',
+    "x_created": """to_char("createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""",
+    # The exact keyset value, parsed for the last row of a chunk only.
+    "x_created_exact": """to_char("createdAt" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')""",
+}
+BEFORE, AFTER = STORED_NAMES.index("before"), STORED_NAMES.index("after")
+
+
+def _may_hold_secret(text: str) -> bool:
+    normalised = text.lower().encode("ascii", "ignore").translate(None, _DELETE)
+    return _SECRET_PART.search(normalised) is not None
+
+
+def _json_cell(text: str | None) -> str:
+    if text is None:
+        return ""
+    if _may_hold_secret(text):
+        text = json.dumps(mask_secrets(json.loads(text)), ensure_ascii=False)
+    return "'" + text if text.startswith(CSV_TRIGGERS) else text
+
+
+def _line(row: tuple) -> str:
+    """One CSV record, every cell quoted (valid RFC 4180; no per-character scan
+    to decide whether a cell needs quotes, which is most of the csv module's cost)."""
+    cells = [
+        "" if v is None else ("'" + v if v.startswith(CSV_TRIGGERS) else v).replace('"', '""')
+        for v in row
+    ]
+    cells[BEFORE] = _json_cell(row[BEFORE]).replace('"', '""')
+    cells[AFTER] = _json_cell(row[AFTER]).replace('"', '""')
+    return '"' + '","'.join(cells) + '"\r\n'
+
+
+def csv_chunks(qs: QuerySet, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[str]:
+    """The header, then one CSV string per keyset chunk of ``qs`` (newest first)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(STORED_NAMES)
+    yield buffer.getvalue()
+    columns = qs.annotate(
+        **{name: RawSQL(sql, [], output_field=TextField()) for name, sql in _ANNOTATIONS.items()}
+    )
+    cursor = None
+    while True:
+        page = columns if cursor is None else after_cursor(columns, cursor)
+        values = page.values_list(*_TEXT_FIELDS, "x_created_exact")
+        # Fixed-width UTC text sorts like the timestamp.
+        rows = list(_page_query(values, chunk_rows + 1, merge_order=("-x_created_exact", "-id")))
+        more = len(rows) > chunk_rows
+        rows = rows[:chunk_rows]
+        if not rows:
+            return
+        yield "".join([_line(row[:-1]) for row in rows])
+        if not more:
+            return
+        last = rows[-1]
+        created_at = datetime.fromisoformat(last[-1]).replace(tzinfo=UTC)
+        cursor = Cursor(created_at=created_at, id=last[0])
