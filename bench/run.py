@@ -13,7 +13,7 @@ Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
 size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
 BENCH_REQUESTS (30), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
 (8765), BENCH_WRITER_ENTRIES (200000), BENCH_SKIP (comma list of: admin,
-export, writer).
+export, writer), BENCH_LOAD_ONLY=true (load the database and stop).
 
 bench/RESULTS.md keeps one section per N: a run replaces its own N's section
 and leaves the others.
@@ -108,6 +108,7 @@ def load_rows() -> tuple[int, str]:
     from django.db import connection
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM audit_logs")
         (have,) = cursor.fetchone()
@@ -598,6 +599,9 @@ def main() -> None:
     ensure_database()
     setup_django()
     total, load_note = load_rows()
+    if os.environ.get("BENCH_LOAD_ONLY") == "true":
+        say(f"BENCH_LOAD_ONLY=true: {total:,} entries in {DB}, stopping before measuring")
+        return
     fx = prepare(total)
     lists = bench_lists(fx)
     export = None if "export" in SKIP else bench_export(fx)
