@@ -12,8 +12,8 @@
 Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
 size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
 BENCH_REQUESTS (30), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
-(8765), BENCH_WRITER_ENTRIES (200000), BENCH_SKIP (comma list of: admin,
-export, writer), BENCH_LOAD_ONLY=true (load the database and stop).
+(8765), BENCH_WRITER_ENTRIES (100000), BENCH_SKIP (comma list of: admin,
+export, writer, profile), BENCH_LOAD_ONLY=true (load the database and stop).
 
 bench/RESULTS.md keeps one section per N: a run replaces its own N's section
 and leaves the others.
@@ -56,7 +56,7 @@ REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "5"))
 ADMIN_REQUESTS = int(os.environ.get("BENCH_ADMIN_REQUESTS", "20"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
-WRITER_ENTRIES = int(os.environ.get("BENCH_WRITER_ENTRIES", "200000"))
+WRITER_ENTRIES = int(os.environ.get("BENCH_WRITER_ENTRIES", "100000"))
 SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
 PG = "postgres://postgres@127.0.0.1:5432"
 DEEP_TARGET = 1_000_000
@@ -66,7 +66,7 @@ ENV = {
     "SECRET_KEY": "bench-only-secret-key-0f6e2d9c8b7a6f5e4d3c2b1a",
     "DEBUG": "false",
     "DMOBS_HTTPS": "false",
-    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
     "DJANGO_SETTINGS_MODULE": "bench.settings",
     "LOG_LEVEL": "WARNING",
     "AUDIT_SPOOL_DIR": str(ROOT / "var" / "bench-spool"),
@@ -472,6 +472,56 @@ def bench_writer() -> dict:
     }
 
 
+def profile_requests(fx: Fixture) -> list[str]:
+    """pyinstrument profiles of one request per measured screen, in this process
+    (Django test client, same database), written to bench/profiles/: they show
+    where a request's time goes when a target is missed."""
+    from django.test import Client
+    from pyinstrument import Profiler
+
+    from dmobs.models import User
+
+    out = ROOT / "bench" / "profiles"
+    out.mkdir(exist_ok=True)
+    label = _size_label(ROWS)
+    cases = {
+        "manage-first-page": ("bench_root", "/manage/audit?range=all", {}),
+        "dashboard-q": ("bench_admin", f"/dashboard/settings/audit-log?q={fx.word}&range=all", {}),
+        "detail-fragment": (
+            "bench_root",
+            f"/manage/audit/{fx.entry_id}/",
+            {"HTTP_HX_REQUEST": "true"},
+        ),
+    }
+    written = []
+    for name, (username, path, headers) in cases.items():
+        client = Client()
+        client.force_login(User.objects.get(username=username))
+        client.get(path, **headers)  # warm
+        profiler = Profiler(interval=0.0005)
+        with profiler:
+            for _ in range(5):
+                client.get(path, **headers)
+        target = out / f"{label}-{name}.txt"
+        target.write_text(profiler.output_text(unicode=False, color=False, show_all=False))
+        written.append(str(target.relative_to(ROOT)))
+    # The CSV export, first 200,000 rows.
+    from auditui import export
+    from dmobs.models import AuditLog
+
+    profiler = Profiler(interval=0.001)
+    with profiler:
+        rows = 0
+        for chunk in export.csv_chunks(AuditLog.objects.order_by("-created_at", "-id")):
+            rows += chunk.count("\n")
+            if rows >= 200_000:
+                break
+    target = out / f"{label}-export.txt"
+    target.write_text(profiler.output_text(unicode=False, color=False))
+    written.append(str(target.relative_to(ROOT)))
+    return written
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -496,7 +546,7 @@ def _verdict(ok: bool, miss: str) -> str:
     return "met" if ok else f"**missed** ({miss})"
 
 
-def report(total: int, load_note: str, loads: tuple, lists, export, writer) -> str:
+def report(total: int, load_note: str, loads: tuple, lists, export, writer, profiles) -> str:
     """This run's section of RESULTS.md (one per N)."""
     before, after = loads
     lines = [
@@ -570,6 +620,8 @@ def report(total: int, load_note: str, loads: tuple, lists, export, writer) -> s
             f"**{writer['rate']:,.0f} entries/s** into PostgreSQL "
             f"(target >= 20,000: {_verdict(writer['rate'] >= 20_000, 'slower')}).",
         ]
+    if profiles:
+        lines += ["", "Profiles (pyinstrument, 5 requests each): " + ", ".join(profiles) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -606,7 +658,11 @@ def main() -> None:
     lists = bench_lists(fx)
     export = None if "export" in SKIP else bench_export(fx)
     writer = None if "writer" in SKIP else bench_writer()
-    section = report(total, load_note, (loads_before, os.getloadavg()), lists, export, writer)
+    profiles = [] if "profile" in SKIP else profile_requests(fx)
+    say(f"profiles: {', '.join(profiles)}")
+    section = report(
+        total, load_note, (loads_before, os.getloadavg()), lists, export, writer, profiles
+    )
     print()
     print(section)
     out = ROOT / "bench" / "RESULTS.md"

@@ -13,6 +13,7 @@ the database. ``flush()`` drains everything; it also runs at interpreter exit.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import queue
 import signal
@@ -50,9 +51,13 @@ class DjangoStore:
         from dmobs.models import AuditLog
 
         try:
-            AuditLog.objects.using(self.alias).bulk_create(
-                [AuditLog(**entry) for entry in entries], ignore_conflicts=True, batch_size=1000
-            )
+            connection = connections[self.alias]
+            if connection.vendor == "postgresql":
+                _insert_postgresql(connection, entries)
+            else:
+                AuditLog.objects.using(self.alias).bulk_create(
+                    [AuditLog(**entry) for entry in entries], ignore_conflicts=True, batch_size=1000
+                )
         except Exception:
             # Drop a broken connection so the next attempt reconnects.
             try:
@@ -66,6 +71,50 @@ class DjangoStore:
         from django.db import connections
 
         connections[self.alias].close()
+
+
+# One array per column: the whole batch is one statement whose parameters psycopg
+# sends as arrays, so the writer thread spends little Python time per entry
+# (time it holds the GIL, which callers of audit_log() then wait for).
+_PG_COLUMNS = (
+    ("id", "text"),
+    ("tenant_id", "text"),
+    ("actor_type", "text"),
+    ("actor_id", "text"),
+    ("actor_name", "text"),
+    ("action", "text"),
+    ("resource_type", "text"),
+    ("resource_id", "text"),
+    ("resource_name", "text"),
+    ("description", "text"),
+    ("before", "jsonb"),
+    ("after", "jsonb"),
+    ("trace_id", "text"),
+    ("created_at", "timestamptz"),
+)
+
+
+def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
+    """INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (id) DO NOTHING: idempotent
+    like ``bulk_create(ignore_conflicts=True)``, at a fraction of its cost."""
+    from dmobs.models import AuditLog
+
+    meta = AuditLog._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name, _ in _PG_COLUMNS)
+    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _PG_COLUMNS)
+    values = []
+    for name, kind in _PG_COLUMNS:
+        if kind == "jsonb":
+            values.append([None if e.get(name) is None else json.dumps(e[name]) for e in entries])
+        else:
+            values.append([e.get(name) for e in entries])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
+            f"SELECT * FROM unnest({arrays}) ON CONFLICT (id) DO NOTHING",
+            values,
+        )
 
 
 class _FlushMarker:
