@@ -81,7 +81,7 @@ def uninstall(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(UNINSTALL)
         cursor.execute(
-            'CREATE INDEX IF NOT EXISTS audit_logs_id_like ON audit_logs (id varchar_pattern_ops)'
+            "CREATE INDEX IF NOT EXISTS audit_logs_id_like ON audit_logs (id varchar_pattern_ops)"
         )
 
 
@@ -92,8 +92,16 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name="AuditFacet",
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("tenant_id", models.CharField(blank=True, db_column="tenantId", max_length=64, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tenant_id",
+                    models.CharField(blank=True, db_column="tenantId", max_length=64, null=True),
+                ),
                 ("actor_type", models.CharField(db_column="actorType", max_length=10)),
                 ("actor_id", models.CharField(db_column="actorId", max_length=64)),
                 ("actor_name", models.CharField(db_column="actorName", max_length=200)),
