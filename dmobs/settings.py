@@ -171,6 +171,13 @@ if AUDIT_WRITER_MODE not in ("thread", "inline"):
     raise ImproperlyConfigured(
         f"AUDIT_WRITER_MODE must be 'thread' or 'inline', got {AUDIT_WRITER_MODE!r}"
     )
+# memory: entries wait in the queue (fast; a SIGKILL loses what is queued).
+# disk: entries reach the fsynced spool before audit_log() returns (group commit).
+AUDIT_DURABILITY = env_str("AUDIT_DURABILITY", "memory")
+if AUDIT_DURABILITY not in ("memory", "disk"):
+    raise ImproperlyConfigured(
+        f"AUDIT_DURABILITY must be 'memory' or 'disk', got {AUDIT_DURABILITY!r}"
+    )
 AUDIT_SPOOL_DIR = Path(env_str("AUDIT_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
 AUDIT_BATCH_SIZE = env_int("AUDIT_BATCH_SIZE", 500)
 AUDIT_FLUSH_INTERVAL = env_float("AUDIT_FLUSH_INTERVAL", 0.2)
