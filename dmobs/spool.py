@@ -95,6 +95,7 @@ class Spool:
         self._rotated: dict[int, _Segment] = {}
         self._generation = 0
         self._owner_pid = os.getpid()
+        self.disk_flushes = 0  # fdatasync calls, for tests and benchmarks of group commit
 
     # --- append --------------------------------------------------------------
     def append(self, entries: Iterable[dict[str, Any]], *, needs_replay: bool = True) -> int:
@@ -156,6 +157,7 @@ class Spool:
                     written = os.write(segment.fd, view)
                     view = view[written:]
                 os.fdatasync(segment.fd)
+                self.disk_flushes += 1
             except OSError:
                 # Cut the partial write back off so the next line starts clean;
                 # if even that fails, retire the file (replay quarantines the tail).

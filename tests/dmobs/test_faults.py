@@ -33,7 +33,7 @@ import pytest
 from django.core.management import call_command
 from prometheus_client import REGISTRY
 
-from dmobs.audit import build_entry
+from dmobs.audit import audit_log, build_entry
 from dmobs.models import AuditLog
 from dmobs.spool import Spool
 from dmobs.writer import AuditWriter, DjangoStore, set_writer
@@ -373,6 +373,36 @@ def test_torn_last_spool_line_is_reported_and_the_rest_replays(tmp_path, setting
     (torn_file,) = Path(settings.AUDIT_SPOOL_DIR).glob("*.torn")
     assert entries[49]["id"].encode() in torn_file.read_bytes()
     assert not spool.pending_files()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disk_durability_group_commits_and_empties_the_journal_once_stored(tmp_path):
+    writer = AuditWriter(
+        store=DjangoStore(), spool=Spool(tmp_path / "spool"), durability="disk", flush_interval=0.02
+    )
+    set_writer(writer)
+    returned: list[str] = []
+
+    def calls(worker: int) -> None:
+        for i in range(250):
+            kwargs = {k: v for k, v in _entry(i, "t-disk").items() if k not in ("id", "created_at")}
+            returned.append(audit_log(**kwargs))
+
+    threads = [threading.Thread(target=calls, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Each id was on disk before audit_log() returned, and callers shared flushes.
+    assert writer.spool.disk_flushes < len(returned) == 2000
+    assert writer.flush(timeout=10)
+    stored = list(AuditLog.objects.filter(tenant_id="t-disk").values_list("id", flat=True))
+    assert sorted(stored) == sorted(returned)
+    # Everything is stored, so the journal holds nothing any more...
+    assert all(p.stat().st_size == 0 for p in writer.spool.pending_files())
+    writer.close()
+    # ...and a clean close removes it.
+    assert writer.spool.pending_files() == []
 
 
 def _not_writable_dir(tmp_path: Path) -> Path:
