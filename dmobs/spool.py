@@ -184,7 +184,8 @@ class Spool:
         if self._current is not None:
             return self._current
         self._owner_pid = os.getpid()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        # Entries carry before/after states: only this user may read the spool.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         name = f"spool-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}{SPOOL_SUFFIX}"
         path = self.directory / name
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)

@@ -16,7 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.utils import DatabaseError
 
 from dmobs.ids import new_object_id
-from dmobs.models import AuditLog, PermanentEntryError, User
+from dmobs.models import AuditLog, PermanentEntryError, Tenant, User
 
 pytestmark = pytest.mark.django_db
 
@@ -147,9 +147,13 @@ def test_bulk_create_ignoring_conflicts_keeps_the_first_version():
 
 
 def test_deleting_the_actor_or_tenant_leaves_their_entries():
+    tenant = Tenant.objects.create(name="Acme", slug="acme")
     user = User.objects.create_user("ann", password="pw-long-enough-1")
-    entry = make_entry(actor_id=user.ref_id)
+    entry = make_entry(actor_id=user.ref_id, tenant_id=tenant.ref_id)
     user.delete()
+    tenant.delete()  # audit_logs has no foreign keys: nothing cascades into it
+    stored = AuditLog.objects.get(pk=entry.pk)
+    assert (stored.actor_id, stored.tenant_id) == (user.ref_id, tenant.ref_id)
     assert_unchanged(entry)
 
 
