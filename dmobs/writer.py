@@ -155,6 +155,7 @@ class AuditWriter:
         except queue.Full:
             if generation is not None:
                 self.spool.mark_done(generation, 1, stored=False)  # on disk already
+                self._spool_pending = True
             else:
                 self._spill([entry], reason="queue full")
 
