@@ -113,9 +113,7 @@ class Spool:
         return sorted(p for p in self.directory.iterdir() if p.name.endswith(SPOOL_SUFFIX))
 
     def has_pending(self) -> bool:
-        pending = self.pending_files()
-        metrics.AUDIT_SPOOL_PENDING.set(len(pending))
-        return bool(pending)
+        return bool(self.pending_files())
 
     def replay(
         self, write: Callable[[list[dict[str, Any]]], int], *, batch_size: int = 1000
@@ -163,7 +161,6 @@ class Spool:
                 metrics.AUDIT_REPLAYED.inc(len(entries))
             finally:
                 os.close(fd)
-        metrics.AUDIT_SPOOL_PENDING.set(len(self.pending_files()))
         return report
 
 

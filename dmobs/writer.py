@@ -104,12 +104,11 @@ class AuditWriter:
         self._next_retry = 0.0
         self._spool_pending = True  # check the spool directory once at start
         self._last_spool_scan = 0.0
-        metrics.AUDIT_QUEUE_DEPTH.set_function(self._queue.qsize)
 
     # --- caller side -----------------------------------------------------------
     def submit(self, entry: dict[str, Any]) -> None:
         """Hand an entry to the writer; never blocks on the store, never drops."""
-        metrics.AUDIT_ACCEPTED.inc()
+        metrics.entry_accepted(entry)
         if self._thread is None:
             self._ensure_started()
         try:
@@ -189,6 +188,8 @@ class AuditWriter:
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
         batch, markers = self._collect(first_timeout=max(wait, 0.01))
+        # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
+        metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
             self._write(batch)
         self._maybe_replay()
@@ -316,7 +317,7 @@ class InlineAuditWriter(AuditWriter):
     """
 
     def submit(self, entry: dict[str, Any]) -> None:
-        metrics.AUDIT_ACCEPTED.inc()
+        metrics.entry_accepted(entry)
         self._write([entry])
 
     def flush(self, timeout: float | None = 10.0) -> bool:

@@ -1,0 +1,78 @@
+"""Per-request log context: who, for which tenant, under which request id.
+
+``RequestContextMiddleware`` sits right after Django's ``AuthenticationMiddleware``.
+For each request it clears structlog's context variables (a worker thread
+serves many requests) and binds ``requestId`` and, for a signed-in user,
+``userId`` and ``tenantId``; every log line of the request, structlog's or the
+stdlib's, then carries them. The request id comes from a well-formed incoming
+``X-Request-ID`` (set by a proxy) or is generated, is put on the server span,
+and is returned in the ``X-Request-ID`` response header.
+
+Nothing is cleared after the response on purpose: Django logs 4xx/5xx
+responses (``django.request``) after the middleware chain has returned, and
+those lines must still carry the request's context.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+import structlog
+from django.http import HttpRequest, HttpResponse
+from opentelemetry import trace
+
+from dmobs import metrics
+from dmobs.tracing import SPAN_ATTR_REQUEST_ID, tenant_ref_for_request, user_ref_for_request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# A proxy's id is kept when it looks like one; anything else (a place to smuggle
+# text into log lines) is replaced by our own.
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+
+
+def request_id_for(request: HttpRequest) -> str:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    if _REQUEST_ID_RE.match(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+class RequestContextMiddleware:
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_for(request)
+        request.request_id = request_id
+        structlog.contextvars.clear_contextvars()
+        context = {"requestId": request_id}
+        user_ref = user_ref_for_request(request)
+        if user_ref:
+            context["userId"] = user_ref
+            tenant_ref = tenant_ref_for_request(request)
+            if tenant_ref:
+                context["tenantId"] = tenant_ref
+        structlog.contextvars.bind_contextvars(**context)
+
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.set_attribute(SPAN_ATTR_REQUEST_ID, request_id)
+
+        metrics.HTTP_IN_FLIGHT.inc()
+        try:
+            response = self.get_response(request)
+        finally:
+            metrics.HTTP_IN_FLIGHT.dec()
+
+        # A view may name the tenant it acted in only while it runs (the
+        # screens set request.audit_tenant_ref); later lines carry it.
+        tenant_ref = getattr(request, "audit_tenant_ref", None)
+        if tenant_ref and tenant_ref != context.get("tenantId"):
+            structlog.contextvars.bind_contextvars(tenantId=tenant_ref)
+        response.headers.setdefault(REQUEST_ID_HEADER, request_id)
+        return response
