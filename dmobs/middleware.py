@@ -6,7 +6,8 @@ serves many requests) and binds ``requestId`` and, for a signed-in user,
 ``userId`` and ``tenantId``; every log line of the request, structlog's or the
 stdlib's, then carries them. The request id comes from a well-formed incoming
 ``X-Request-ID`` (set by a proxy) or is generated, is put on the server span,
-and is returned in the ``X-Request-ID`` response header.
+and is returned in the ``X-Request-ID`` response header. Each request (but
+health probes and scrapes) ends with one ``request`` access-log line.
 
 Nothing is cleared after the response on purpose: Django logs 4xx/5xx
 responses (``django.request``) after the middleware chain has returned, and
@@ -16,6 +17,7 @@ those lines must still carry the request's context.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Callable
 
@@ -24,12 +26,17 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry import trace
 
 from dmobs import metrics
+from dmobs.logger import get_logger
 from dmobs.tracing import SPAN_ATTR_REQUEST_ID, tenant_ref_for_request, user_ref_for_request
+
+log = get_logger("dmobs.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A proxy's id is kept when it looks like one; anything else (a place to smuggle
 # text into log lines) is replaced by our own.
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
+# Scrapes and health probes every few seconds would drown the access log.
+QUIET_PATHS = frozenset({"/healthz", "/metrics"})
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -63,6 +70,7 @@ class RequestContextMiddleware:
         if span.is_recording():
             span.set_attribute(SPAN_ATTR_REQUEST_ID, request_id)
 
+        started = time.perf_counter()
         metrics.HTTP_IN_FLIGHT.inc()
         try:
             response = self.get_response(request)
@@ -75,4 +83,14 @@ class RequestContextMiddleware:
         if tenant_ref and tenant_ref != context.get("tenantId"):
             structlog.contextvars.bind_contextvars(tenantId=tenant_ref)
         response.headers.setdefault(REQUEST_ID_HEADER, request_id)
+        if request.path not in QUIET_PATHS:
+            # The access log line, inside the server span: it carries the trace.
+            # The path only: query strings may hold search terms.
+            log.info(
+                "request",
+                method=request.method,
+                path=request.path,
+                status=response.status_code,
+                duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
         return response
