@@ -27,10 +27,24 @@ def add_static_fields(_logger: Any, _name: str, event_dict: dict) -> dict:
 
 
 def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
+    """The current span's ids; else those the request middleware bound.
+
+    Django logs 4xx/5xx responses (and runserver its access line) after the
+    server span has ended; the ids bound for the request still name its trace.
+    """
     ctx = trace.get_current_span().get_span_context()
     if ctx.is_valid:
-        event_dict.setdefault("traceId", format(ctx.trace_id, "032x"))
-        event_dict.setdefault("spanId", format(ctx.span_id, "016x"))
+        event_dict["traceId"] = format(ctx.trace_id, "032x")
+        event_dict["spanId"] = format(ctx.span_id, "016x")
+    return event_dict
+
+
+def drop_django_objects(_logger: Any, _name: str, event_dict: dict) -> dict:
+    """Django passes the request (or a socket) and a local time string as
+    ``extra``; the line already has requestId and time, and their reprs are noise."""
+    if "request" in event_dict and not isinstance(event_dict["request"], str | int | float):
+        del event_dict["request"]
+    event_dict.pop("server_time", None)
     return event_dict
 
 
@@ -54,7 +68,11 @@ def json_formatter() -> logging.Formatter:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(),
         ],
-        foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[
+            *shared_processors(),
+            structlog.stdlib.ExtraAdder(),
+            drop_django_objects,
+        ],
     )
 
 
@@ -65,7 +83,11 @@ def console_formatter() -> logging.Formatter:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.dev.ConsoleRenderer(),
         ],
-        foreign_pre_chain=[*shared_processors(), structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[
+            *shared_processors(),
+            structlog.stdlib.ExtraAdder(),
+            drop_django_objects,
+        ],
     )
 
 
@@ -128,6 +150,10 @@ def build_logging_config(
         "handlers": handlers,
         "root": {"handlers": list(handlers), "level": level},
         "loggers": {
+            # Django's defaults give "django" and "django.server" handlers of
+            # their own (plain text); send them through the same chain instead.
+            "django": {"level": "INFO", "handlers": [], "propagate": True},
+            "django.server": {"level": "INFO", "handlers": [], "propagate": True},
             # SQL of every query is DEBUG; keep it out unless asked for.
             "django.db.backends": {"level": "INFO"},
             # gunicorn's own loggers go to the root handlers (same chain).

@@ -7,7 +7,8 @@ serves many requests) and binds ``requestId`` and, for a signed-in user,
 stdlib's, then carries them. The request id comes from a well-formed incoming
 ``X-Request-ID`` (set by a proxy) or is generated, is put on the server span,
 and is returned in the ``X-Request-ID`` response header. Each request (but
-health probes and scrapes) ends with one ``request`` access-log line.
+health probes and scrapes) ends with one ``request`` access-log line
+(``DMOBS_ACCESS_LOG=false`` turns it off, e.g. for benchmarks).
 
 Nothing is cleared after the response on purpose: Django logs 4xx/5xx
 responses (``django.request``) after the middleware chain has returned, and
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import Callable
 
 import structlog
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from opentelemetry import trace
 
@@ -69,6 +71,13 @@ class RequestContextMiddleware:
         span = trace.get_current_span()
         if span.is_recording():
             span.set_attribute(SPAN_ATTR_REQUEST_ID, request_id)
+        ctx = span.get_span_context()
+        if ctx.is_valid:
+            # For lines logged after the server span has ended (Django's own
+            # 4xx/5xx line); while a span is current its ids win.
+            structlog.contextvars.bind_contextvars(
+                traceId=format(ctx.trace_id, "032x"), spanId=format(ctx.span_id, "016x")
+            )
 
         started = time.perf_counter()
         metrics.HTTP_IN_FLIGHT.inc()
@@ -83,7 +92,7 @@ class RequestContextMiddleware:
         if tenant_ref and tenant_ref != context.get("tenantId"):
             structlog.contextvars.bind_contextvars(tenantId=tenant_ref)
         response.headers.setdefault(REQUEST_ID_HEADER, request_id)
-        if request.path not in QUIET_PATHS:
+        if settings.DMOBS_ACCESS_LOG and request.path not in QUIET_PATHS:
             # The access log line, inside the server span: it carries the trace.
             # The path only: query strings may hold search terms.
             log.info(

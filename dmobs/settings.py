@@ -190,6 +190,7 @@ AUDIT_EXIT_FLUSH_TIMEOUT = env_float("AUDIT_EXIT_FLUSH_TIMEOUT", 10.0)
 SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "dmobs")
 LOG_FILE = env_str("LOG_FILE")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+DMOBS_ACCESS_LOG = env_bool("DMOBS_ACCESS_LOG", True)  # one "request" line per request
 
 # /metrics answers an allowed client address (or network) or the bearer token.
 DMOBS_METRICS_ALLOWED_IPS = env_list("DMOBS_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])

@@ -96,6 +96,10 @@ def test_request_lines_carry_request_user_and_tenant(client):
     assert line["requestId"] == "abc-12345678"
     assert line["userId"] == user.ref_id
     assert line["tenantId"] == tenant.ref_id
+    # Logged by Django after the server span ended, yet it names the request's trace.
+    (access,) = [line for line in lines if line["event"] == "request"]
+    assert (line["traceId"], line["spanId"]) == (access["traceId"], access["spanId"])
+    assert "request" not in line  # the WSGIRequest repr is dropped
 
 
 @pytest.mark.django_db
@@ -191,3 +195,14 @@ def test_a_terminal_in_development_gets_the_console_renderer():
     text = output.decode()
     assert "from structlog" in text and "from stdlib" in text
     assert not any(line.lstrip().startswith("{") for line in text.splitlines() if line.strip())
+
+
+@pytest.mark.django_db
+def test_access_log_line_can_be_turned_off(client, settings):
+    with captured_json_logs() as lines:
+        client.get("/accounts/login/")
+    assert [line["status"] for line in lines if line["event"] == "request"] == [200]
+    settings.DMOBS_ACCESS_LOG = False
+    with captured_json_logs() as lines:
+        client.get("/accounts/login/")
+    assert not [line for line in lines if line["event"] == "request"]
