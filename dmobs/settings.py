@@ -8,6 +8,7 @@ on the HTTPS settings that ``manage.py check --deploy`` asks for.
 from __future__ import annotations
 
 from datetime import timedelta
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
@@ -41,11 +42,16 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_prometheus",
     "dmobs",
     "auditui",
 ]
 
 MIDDLEWARE = [
+    # Observability: django-prometheus measures everything between its two
+    # middlewares; RequestContextMiddleware binds the log context once the
+    # user is known.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "auditui.middleware.AppHostsMiddleware",
@@ -54,9 +60,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "auditui.middleware.ViewerTimeZoneMiddleware",
+    "dmobs.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "dmobs.urls"
@@ -224,6 +232,21 @@ AUDIT_EXIT_FLUSH_TIMEOUT = env_float("AUDIT_EXIT_FLUSH_TIMEOUT", 10.0)
 SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "dmobs")
 LOG_FILE = env_str("LOG_FILE")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+DMOBS_ACCESS_LOG = env_bool("DMOBS_ACCESS_LOG", True)  # one "request" line per request
+
+# /metrics answers an allowed client address (or network) or the bearer token.
+DMOBS_METRICS_ALLOWED_IPS = env_list("DMOBS_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    DMOBS_METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(item, strict=False) for item in DMOBS_METRICS_ALLOWED_IPS
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DMOBS_METRICS_ALLOWED_IPS: {exc}") from None
+DMOBS_METRICS_TOKEN = env_str("DMOBS_METRICS_TOKEN")
+if not DMOBS_METRICS_TOKEN and env_str("DMOBS_METRICS_TOKEN_FILE"):
+    # The same file can be mounted into Prometheus (credentials_file).
+    DMOBS_METRICS_TOKEN = Path(env_str("DMOBS_METRICS_TOKEN_FILE")).read_text().strip() or None
+DMOBS_METRICS_MAX_TENANTS = env_int("DMOBS_METRICS_MAX_TENANTS", 200)
 
 from dmobs.logger import build_logging_config  # noqa: E402  (needs the values above)
 

@@ -311,7 +311,6 @@ class Spool:
                 pass
             finally:
                 os.close(fd)
-        metrics.AUDIT_SPOOL_PENDING.set(replayable)
         return bool(replayable)
 
     def replay(
@@ -351,7 +350,6 @@ class Spool:
                 metrics.AUDIT_REPLAYED.inc(len(entries))
             finally:
                 os.close(fd)
-        metrics.AUDIT_SPOOL_PENDING.set(len(self.pending_files()) - report.skipped_live)
         return report
 
 

@@ -134,13 +134,12 @@ class AuditWriter:
         # Items the writer thread has taken off the queue and not yet finished
         # with; close() spools them if the thread is stuck at exit.
         self._inflight: list[_Item] = []
-        metrics.AUDIT_QUEUE_DEPTH.set_function(self._queue.qsize)
 
     # --- caller side -----------------------------------------------------------
     def submit(self, entry: dict[str, Any]) -> None:
         """Hand an entry to the writer; never blocks on the store, never drops,
         never raises for a disk problem (that is logged and counted)."""
-        metrics.AUDIT_ACCEPTED.inc()
+        metrics.entry_accepted(entry)
         if self._thread is None:
             self._ensure_started()
         generation = None
@@ -242,6 +241,8 @@ class AuditWriter:
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
         batch, markers = self._collect(first_timeout=max(wait, 0.01))
+        # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
+        metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
             self._write(batch)
         self._inflight = []
@@ -391,7 +392,7 @@ class InlineAuditWriter(AuditWriter):
     """
 
     def submit(self, entry: dict[str, Any]) -> None:
-        metrics.AUDIT_ACCEPTED.inc()
+        metrics.entry_accepted(entry)
         self._write([(entry, None)])
 
     def flush(self, timeout: float | None = 10.0) -> bool:
