@@ -7,8 +7,8 @@ on the HTTPS settings that ``manage.py check --deploy`` asks for.
 
 from __future__ import annotations
 
-from datetime import timedelta
 import ipaddress
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
