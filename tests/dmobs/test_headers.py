@@ -90,7 +90,14 @@ def test_client_ip_ignores_forwarded_for_unless_proxies_are_trusted(rf, settings
 
 def production_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DMOBS_", "AUDIT_"))}
-    for name in ("DEBUG", "DATABASE_URL", "SECRET_KEY", "ALLOWED_HOSTS", "PYTEST_CURRENT_TEST"):
+    for name in (
+        "DEBUG",
+        "DATABASE_URL",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "PYTEST_CURRENT_TEST",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",  # set by the browser tests in this process
+    ):
         env.pop(name, None)
     env.update(
         DJANGO_SETTINGS_MODULE="dmobs.settings",
