@@ -90,3 +90,21 @@ def test_a_signed_in_request_names_user_and_tenant_on_span_and_logs(client, sara
     (access,) = [line for line in lines if line["event"] == "request"]
     assert (access["userId"], access["tenantId"]) == (sarah.ref_id, tenant_ref)
     assert access["traceId"] == format(span.context.trace_id, "032x")
+
+
+def test_the_entry_on_the_screen_links_to_the_request_trace(client, sarah, span_exporter):
+    """4. The row of that entry on the screens links to that trace id."""
+    client.post("/accounts/login/", {"username": "sarah", "password": PASSWORD})
+    span = _server_span(span_exporter, "POST accounts/login/")
+    trace_id = format(span.context.trace_id, "032x")
+    entry = AuditLog.objects.get(action="logged_in", actor_id=sarah.ref_id)
+
+    page = client.get(f"/dashboard/settings/audit-log/{entry.id}/", HTTP_HX_REQUEST="true")
+    assert page.status_code == 200
+    html = page.content.decode()
+    links = [part for part in html.split('href="')[1:] if trace_id in part.split('"')[0]]
+    targets = [part.split('"')[0] for part in links]
+    # "Open trace" (Tempo), "Logs of this trace" (Loki) and "Entries of this trace".
+    assert any("/explore" in t and "tempo" in t for t in targets), targets
+    assert any("/explore" in t and "loki" in t for t in targets), targets
+    assert any(f"trace={trace_id}" in t for t in targets), targets
