@@ -58,6 +58,7 @@ from auditui.scopes import (
     ManageScopeMixin,
     PortalScopeMixin,
 )
+from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
@@ -317,7 +318,17 @@ class AuditExportView(AuditScreenMixin, View):
             chunks = export.csv_chunks(entries)
             head = [next(chunks), next(chunks, "")]
             self.record_export(scope, params, fmt)
-            lines = itertools.chain(head, chunks)
+
+            def counted() -> Iterator[str]:
+                count = -1  # the header line
+                try:
+                    for chunk in itertools.chain(head, chunks):
+                        count += chunk.count("\r\n")
+                        yield chunk
+                finally:
+                    metrics.record_export(app=scope.app.name, format=fmt, rows=max(0, count))
+
+            lines = counted()
         else:
             # Start reading before recording the export: the keyset walk runs
             # newest to oldest, so the export's own entry is never part of it.
@@ -326,9 +337,16 @@ class AuditExportView(AuditScreenMixin, View):
             self.record_export(scope, params, fmt)
 
             def all_rows() -> Iterator[AuditLog]:
-                if first is not None:
-                    yield first
-                    yield from rows
+                count = 0
+                try:
+                    if first is not None:
+                        count += 1
+                        yield first
+                        for row in rows:
+                            count += 1
+                            yield row
+                finally:
+                    metrics.record_export(app=scope.app.name, format=fmt, rows=count)
 
             lines = csv_lines(all_rows()) if fmt == "csv" else ndjson_lines(all_rows())
         response = StreamingHttpResponse(lines, content_type=content_type)
