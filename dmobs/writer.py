@@ -48,8 +48,9 @@ log = get_logger("dmobs.writer")
 class DjangoStore:
     """Inserts entries through the ORM into the audit database alias.
 
-    ``bulk_create(ignore_conflicts=True)`` turns a second insert of the same id
-    into a no-op, which is what makes retries and replays idempotent.
+    ``bulk_create(ignore_conflicts=True)`` (on PostgreSQL the cheaper
+    ``_insert_postgresql``, also ``ON CONFLICT DO NOTHING``) turns a second insert
+    of the same id into a no-op, which is what makes retries and replays idempotent.
     """
 
     def __init__(self, alias: str | None = None):
