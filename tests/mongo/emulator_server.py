@@ -16,7 +16,6 @@ from mongoeco.engines.memory import MemoryEngine
 from mongoeco.engines.sqlite import SQLiteEngine
 from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
 
-
 # Real MongoDB accepts ``buildinfo`` as an alias of ``buildInfo``; PyMongo's
 # ``server_info()`` (which django-mongodb-backend calls to learn the server
 # version) sends the lowercase spelling, and mongoeco 4.11 only knows the
