@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
 
+from dmobs.fields import ObjectIdHexField
 from dmobs.ids import new_object_id
 
 ACTOR_TYPES = ("human", "agent", "system")
@@ -145,7 +146,9 @@ class AuditLog(models.Model):
         AGENT = "agent", "Agent"
         SYSTEM = "system", "System"
 
-    id = models.CharField(primary_key=True, max_length=24, default=new_object_id, editable=False)
+    # A hex string in Python and on SQL, a native ObjectId ``_id`` on MongoDB:
+    # see ObjectIdHexField for why.
+    id = ObjectIdHexField(primary_key=True, default=new_object_id, editable=False)
     tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
     actor_type = models.CharField(max_length=10, choices=ActorType.choices, db_column="actorType")
     actor_id = models.CharField(max_length=64, db_column="actorId")

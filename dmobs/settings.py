@@ -8,6 +8,7 @@ on the HTTPS settings that ``manage.py check --deploy`` asks for.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -87,7 +88,31 @@ AUDIT_DATABASE_URL = env_str("AUDIT_DATABASE_URL", DATABASE_URL)
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
 
 
+MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+
+def _mongodb_database(url: str) -> dict:
+    """DATABASES entry for django-mongodb-backend from a MongoDB connection string.
+
+    The string goes into HOST as it is (django-mongodb-backend's documented way;
+    its parse_uri() helper is deprecated), so every option in it (replicaSet,
+    authSource, tls, ...) reaches PyMongo unchanged. The database name comes
+    from the path: ``mongodb://host:27017/platform?replicaSet=rs0``.
+    """
+    # Only the path is read here: pymongo's parser would resolve mongodb+srv
+    # DNS records while the settings load.
+    name = unquote(urlsplit(url).path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured(
+            "A MongoDB URL must name its database, like mongodb://host:27017/platform"
+        )
+    # MongoClient is itself a connection pool; CONN_MAX_AGE does not apply.
+    return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": name}
+
+
 def _database(url: str) -> dict:
+    if url.startswith(MONGODB_SCHEMES):
+        return _mongodb_database(url)
     try:
         config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     except Exception as exc:  # dj_database_url raises bare ValueErrors/KeyErrors
