@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.sql import Query
 
 from dmobs.fields import ObjectIdHexField
 from dmobs.ids import new_object_id
@@ -109,8 +110,23 @@ class ReviewerAssignment(models.Model):
         return f"{self.reviewer} reviews {self.tenant}"
 
 
+class AuditLogQuery(Query):
+    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.mongo)."""
+
+    def get_compiler(self, using=None, connection=None, elide_empty=True):
+        compiler = super().get_compiler(using, connection, elide_empty)
+        if compiler.connection.vendor == "mongodb":
+            from dmobs.mongo import index_friendly
+
+            return index_friendly(compiler)
+        return compiler
+
+
 class AuditLogQuerySet(models.QuerySet):
     """A queryset that can read and insert, never change or remove."""
+
+    def __init__(self, model=None, query=None, using=None, hints=None):
+        super().__init__(model, query or AuditLogQuery(model), using, hints)
 
     def update(self, **kwargs):
         raise PermanentEntryError("QuerySet.update()")

@@ -96,3 +96,41 @@ class MongoStore:
         # The MongoClient is a thread-safe pool shared by the process; there is
         # no per-thread connection to close.
         pass
+
+
+# --- reads -----------------------------------------------------------------------
+#
+# For a plain ``order_by("-created_at", "-id")`` django-mongodb-backend 5.2 emits
+# ``$match, {$addFields: {createdAt: "$createdAt", _id: "$_id"}}, $sort, $limit``.
+# The identity ``$addFields`` changes nothing in the documents, but MongoDB does
+# not move a ``$sort`` ahead of an ``$addFields`` (server ticket SERVER-26442), so
+# the sort cannot be answered from the ``createdAt: -1, _id: -1`` indexes and
+# every matching document is read and sorted in memory, on every page. Dropping
+# the identity entries gives ``$match, $sort, $limit``: a keyset page becomes one
+# index range scan. An entry ``{f: "$f"}`` is a no-op even when ``f`` is missing
+# (``$addFields`` does not add a field whose value is missing), so this is exact.
+
+_INDEX_FRIENDLY: dict[type, type] = {}
+
+
+class IndexFriendlyCompilerMixin:
+    def build_query(self, columns=None):
+        query = super().build_query(columns)
+        extra = getattr(query, "extra_fields", None)
+        if extra:
+            kept = {name: value for name, value in extra.items() if value != f"${name}"}
+            query.extra_fields = kept or None
+        return query
+
+
+def index_friendly(compiler):
+    """Give a django-mongodb-backend select compiler the mixin above."""
+    cls = type(compiler)
+    if cls.__module__ != "django_mongodb_backend.compiler" or cls.__name__ != "SQLCompiler":
+        return compiler
+    if cls not in _INDEX_FRIENDLY:
+        _INDEX_FRIENDLY[cls] = type(
+            "IndexFriendlySQLCompiler", (IndexFriendlyCompilerMixin, cls), {}
+        )
+    compiler.__class__ = _INDEX_FRIENDLY[cls]
+    return compiler
