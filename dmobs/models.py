@@ -128,6 +128,34 @@ class AuditLogQuerySet(models.QuerySet):
     def __init__(self, model=None, query=None, using=None, hints=None):
         super().__init__(model, query or AuditLogQuery(model), using, hints)
 
+    def search(self, text: str) -> AuditLogQuerySet:
+        """Entries whose description, resource name or actor name contains ``text``.
+
+        A case-insensitive substring match on every backend (``icontains``: a
+        ``LIKE``/``ILIKE`` on SQL, a case-insensitive ``$regex`` on MongoDB). With
+        ``DMOBS_MONGODB_TEXT_SEARCH=true`` on MongoDB, the text index of
+        migration 0003 first narrows the entries to those sharing a whole word
+        with ``text`` (``$text``) and the substring test runs on those only; a
+        fragment of a word ("approv") then finds nothing. The README's MongoDB
+        section says what each way costs.
+        """
+        from django.conf import settings
+        from django.db import connections
+
+        text = text.strip()
+        if not text:
+            return self
+        qs = self
+        if settings.DMOBS_MONGODB_TEXT_SEARCH and connections[self.db].vendor == "mongodb":
+            from dmobs.mongo import TextSearch
+
+            qs = qs.filter(TextSearch(models.F("description"), text))
+        return qs.filter(
+            Q(description__icontains=text)
+            | Q(resource_name__icontains=text)
+            | Q(actor_name__icontains=text)
+        )
+
     def update(self, **kwargs):
         raise PermanentEntryError("QuerySet.update()")
 

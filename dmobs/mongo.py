@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import NotSupportedError
+from django.db.models import Lookup
 from pymongo.errors import BulkWriteError
 
 from dmobs.logger import get_logger
@@ -134,3 +136,32 @@ def index_friendly(compiler):
         )
     compiler.__class__ = _INDEX_FRIENDLY[cls]
     return compiler
+
+
+class TextSearch(Lookup):
+    """MongoDB's ``$text`` over the text index of ``audit_logs`` (migration 0003).
+
+    Used as ``qs.filter(TextSearch(F("description"), "words"))``; the index
+    covers description, actorName, resourceName and resourceId whichever field
+    is named. ``$text`` is a top-level query condition: it cannot sit in an
+    ``$expr`` or under ``$or``/``$nor``, so AND it with the other filters only.
+    Quotes and leading minus signs are removed from the words: they are
+    ``$text`` syntax (phrase, negation), not part of what the viewer typed.
+    """
+
+    lookup_name = "mongo_text"
+    can_use_path = True
+
+    def __init__(self, lhs, rhs):
+        super().__init__(lhs, rhs)
+        words = (word.lstrip("-") for word in str(self.rhs).replace('"', " ").split())
+        self.search = " ".join(word for word in words if word)
+
+    def as_mql_path(self, compiler, connection):
+        return {"$text": {"$search": self.search}}
+
+    def as_mql_expr(self, compiler, connection):
+        raise NotSupportedError("$text search must be a top-level condition of the query")
+
+    def as_sql(self, compiler, connection):
+        raise NotSupportedError("TextSearch is MongoDB's $text; SQL databases use icontains")

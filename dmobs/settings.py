@@ -131,6 +131,9 @@ if AUDIT_DATABASE_URL != DATABASE_URL:
 else:
     AUDIT_DB_ALIAS = "default"
 DATABASE_ROUTERS = ["dmobs.routers.AuditRouter"]
+# On MongoDB, let the free-text filter q use the text index ($text) before the
+# substring test (see AuditLogQuerySet.search and the README).
+DMOBS_MONGODB_TEXT_SEARCH = env_bool("DMOBS_MONGODB_TEXT_SEARCH", False)
 AUDIT_ON_MONGODB = DATABASES[AUDIT_DB_ALIAS]["ENGINE"] == "django_mongodb_backend"
 SILENCED_SYSTEM_CHECKS = []
 if AUDIT_ON_MONGODB:
