@@ -111,3 +111,18 @@ def test_duplicates_alone_are_reported_as_already_stored(audit_collection):
     docs = [{"_id": ObjectId(), "n": i} for i in range(3)]
     audit_collection.insert_many(docs[:2])
     assert insert_ignoring_duplicates(audit_collection, docs) == (1, 2)
+
+
+def test_audit_replay_command_replays_into_mongodb(tmp_path, audit_collection):
+    from django.core.management import call_command
+
+    entries = [writer_entry(i) for i in range(4)]
+    MongoStore().write(entries[:1])
+    spool = Spool(tmp_path / "manual")
+    spool.append(entries)
+    spool.close()
+
+    call_command("audit_replay", spool_dir=str(tmp_path / "manual"))
+
+    assert audit_collection.count_documents({}) == 4
+    assert not Spool(tmp_path / "manual").has_pending()
