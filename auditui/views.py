@@ -1,7 +1,400 @@
-from django.contrib.auth.decorators import login_required
+"""The audit-log screens: thin views over ``auditui.query``.
+
+Every view of an app is the same generic view combined with that app's scope
+mixin (``auditui.scopes``), so list, row fragments, detail and export all read
+through one scoped queryset. An htmx request gets a fragment and a plain
+request the full page at the same URL (``Vary: HX-Request``); htmx's
+history-restore request gets the full page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views import View
+
+from auditui import diff, links
+from auditui.apps_registry import APPS
+from auditui.hosts import host_of_app
+from auditui.query import (
+    RANGE_LABELS,
+    InvalidParams,
+    Params,
+    Scope,
+    audit_entries,
+    capped_count,
+    filter_choices,
+    get_entry,
+    iter_entries,
+    page_entries,
+    parse_params,
+    tenants_by_ref,
+)
+from auditui.scopes import (
+    AuditScopeMixin,
+    DashboardScopeMixin,
+    ManageScopeMixin,
+    PortalScopeMixin,
+)
+from dmobs.audit import audit_log
+from dmobs.models import AuditLog, Membership, Tenant
+from dmobs.records import STORED_NAMES, instance_to_record
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", "csv"),
+    "ndjson": ("application/x-ndjson; charset=utf-8", "ndjson"),
+}
+# Filter controls every screen shows; the scope adds its own (tenant, ...).
+VISIBLE_CONTROLS = frozenset({"q", "action", "actor", "range", "from", "to"})
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
-@login_required
-def home(request):
-    return render(request, "auditui/home.html")
+def is_fragment_request(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def bad_request(request: HttpRequest, message: str, *, fragment: bool = False) -> HttpResponse:
+    template = "auditui/_error.html" if fragment else "400.html"
+    response = render(request, template, {"message": message}, status=400)
+    patch_vary_headers(response, ("HX-Request",))
+    return response
+
+
+@dataclass(frozen=True)
+class Row:
+    entry: AuditLog
+    tenant_label: str
+    detail_url: str
+
+
+def tenant_label(entry: AuditLog, tenants: dict[str, Tenant]) -> str:
+    if not entry.tenant_id:
+        return "Platform"
+    tenant = tenants.get(entry.tenant_id)
+    return tenant.name if tenant else entry.tenant_id
+
+
+class AuditScreenMixin:
+    """URLs and shared context of one app's screen (used with a scope mixin)."""
+
+    def app_url(self, name: str, *args: str) -> str:
+        return reverse(f"{self.get_audit_app().name}:{name}", args=args)
+
+    def rows(self, entries: list[AuditLog]) -> list[Row]:
+        tenants = tenants_by_ref({e.tenant_id for e in entries})
+        return [
+            Row(e, tenant_label(e, tenants), self.app_url("detail", str(e.pk))) for e in entries
+        ]
+
+    def screen_context(self, scope: Scope) -> dict:
+        return {
+            "scope": scope,
+            "app": scope.app,
+            "list_url": self.app_url("list"),
+            "viewer_tz": timezone.get_current_timezone_name(),
+        }
+
+
+class AuditListView(AuditScreenMixin, View):
+    """The filterable list; with htmx, the results (filters changed) or more rows (cursor)."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        scope = self.get_audit_scope()
+        fragment = is_fragment_request(request)
+        try:
+            params = parse_params(request.GET)
+            entries = audit_entries(scope=scope, params=params)
+        except InvalidParams as exc:
+            return bad_request(request, str(exc), fragment=fragment)
+
+        page = page_entries(entries, cursor=params.cursor)
+        context = {
+            **self.screen_context(scope),
+            "params": params,
+            "rows": self.rows(page.entries),
+            "next_cursor": page.next_cursor,
+            "more_url": (
+                f"{self.app_url('list')}?{params.query_string(cursor=page.next_cursor)}"
+                if page.next_cursor
+                else ""
+            ),
+            "columns": 4 if scope.show_tenant else 3,
+        }
+        if fragment and params.cursor:
+            template = "auditui/_rows.html"
+        else:
+            count, more = capped_count(entries)
+            context.update(
+                count=count,
+                count_more=more,
+                count_label=f"{count:,}{'+' if more else ''}",
+                export_csv=self.export_url(params, "csv"),
+                export_ndjson=self.export_url(params, "ndjson"),
+            )
+            if fragment:
+                template = "auditui/_results.html"
+            else:
+                template = "auditui/list.html"
+                context.update(
+                    choices=filter_choices(scope=scope),
+                    range_labels=RANGE_LABELS,
+                    is_continued=params.cursor is not None,
+                    first_page_url=f"{self.app_url('list')}?{params.query_string()}",
+                    hidden_filters=[
+                        (key, value)
+                        for key, value in params.filters().items()
+                        if key not in VISIBLE_CONTROLS | scope.controls
+                    ],
+                )
+        response = render(request, template, context)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+    def export_url(self, params: Params, fmt: str) -> str:
+        return f"{self.app_url('export')}?{params.query_string(format=fmt)}"
+
+
+class AuditDetailView(AuditScreenMixin, View):
+    """One entry: the expanded row (htmx) or its own page."""
+
+    def get(self, request: HttpRequest, entry_id: str) -> HttpResponse:
+        scope = self.get_audit_scope()
+        entry = get_entry(scope=scope, entry_id=entry_id)
+        if entry is None:
+            raise Http404("No such entry in this view.")
+        tenants = tenants_by_ref({entry.tenant_id})
+        trace = links.trace_links(entry.trace_id, at=entry.created_at)
+        context = {
+            **self.screen_context(scope),
+            "entry": entry,
+            "tenant_label": tenant_label(entry, tenants),
+            "diff": diff.diff_view(entry.before, entry.after),
+            "resource_url": links.resource_url(
+                app=scope.app.name, resource_type=entry.resource_type, resource_id=entry.resource_id
+            ),
+            "trace": trace,
+            "trace_entries_url": (
+                f"{self.app_url('list')}?trace={entry.trace_id}&range=all" if trace else ""
+            ),
+            "detail_url": self.app_url("detail", str(entry.pk)),
+        }
+        template = "auditui/_detail.html" if is_fragment_request(request) else "auditui/detail.html"
+        response = render(request, template, context)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = str(value)
+    if text.startswith(CSV_TRIGGERS):
+        return "'" + text
+    return text
+
+
+def export_record(entry: AuditLog) -> dict:
+    record = instance_to_record(entry)
+    record["before"] = diff.mask_secrets(record["before"])
+    record["after"] = diff.mask_secrets(record["after"])
+    return record
+
+
+def csv_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def take() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(STORED_NAMES)
+    yield take()
+    for entry in entries:
+        record = export_record(entry)
+        writer.writerow([csv_cell(record[name]) for name in STORED_NAMES])
+        yield take()
+
+
+def ndjson_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
+    for entry in entries:
+        yield json.dumps(export_record(entry), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+class AuditExportView(AuditScreenMixin, View):
+    """The current filtered view as CSV or NDJSON, streamed in keyset chunks."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        scope = self.get_audit_scope()
+        fmt = request.GET.get("format", "")
+        if fmt not in EXPORT_FORMATS:
+            return bad_request(request, "'format' must be csv or ndjson.")
+        try:
+            params = parse_params(request.GET)
+            entries = audit_entries(scope=scope, params=params)
+        except InvalidParams as exc:
+            return bad_request(request, str(exc))
+
+        # Start reading before recording the export: the keyset walk runs
+        # newest to oldest, so the export's own entry is never part of it.
+        rows = iter_entries(entries)
+        first = next(rows, None)
+        self.record_export(scope, params, fmt)
+
+        def all_rows() -> Iterator[AuditLog]:
+            if first is not None:
+                yield first
+                yield from rows
+
+        content_type, extension = EXPORT_FORMATS[fmt]
+        lines = csv_lines(all_rows()) if fmt == "csv" else ndjson_lines(all_rows())
+        response = StreamingHttpResponse(lines, content_type=content_type)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = (
+            f'attachment; filename="audit-log-{scope.app.name}-{stamp}.{extension}"'
+        )
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def record_export(self, scope: Scope, params: Params, fmt: str) -> None:
+        """One ``exported`` entry per tenant whose entries the export can contain."""
+        user = self.request.user
+        if scope.tenants is None:
+            tenant_refs: list[str | None] = [None]
+            if params.tenant:
+                tenant_refs = [t.ref_id for t in Tenant.objects.filter(slug=params.tenant)]
+        else:
+            tenants = [t for t in scope.tenants if not params.tenant or t.slug == params.tenant]
+            tenant_refs = [t.ref_id for t in tenants]
+        name = user.get_full_name() or user.get_username()
+        for tenant_ref in tenant_refs:
+            audit_log(
+                tenant_id=tenant_ref,
+                actor_type="human",
+                actor_id=user.ref_id,
+                actor_name=name,
+                action="exported",
+                resource_type="audit_log",
+                resource_id=scope.app.name,
+                resource_name=f"{scope.app.label} audit log",
+                description=f"{name} exported the {scope.app.label} audit log as {fmt.upper()}",
+                after={"app": scope.app.name, "format": fmt, "filters": params.filters()},
+            )
+
+
+class DashboardTenantView(LoginRequiredMixin, View):
+    """Pick the active tenant of the Dashboard (kept in the session)."""
+
+    def memberships(self) -> list[Membership]:
+        return list(
+            Membership.objects.filter(user=self.request.user)
+            .select_related("tenant")
+            .order_by("tenant__name")
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        memberships = self.memberships()
+        if not memberships:
+            raise Http404("You are not a member of any tenant.")
+        active = request.session.get(DashboardScopeMixin.session_key)
+        return render(
+            request,
+            "auditui/tenant_picker.html",
+            {
+                "memberships": memberships,
+                "active_ref": active,
+                "app": APPS["dashboard"],
+                "list_url": reverse("dashboard:list"),
+            },
+        )
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        slug = request.POST.get("tenant", "")
+        membership = next((m for m in self.memberships() if m.tenant.slug == slug), None)
+        if membership is None:
+            return bad_request(request, "Pick one of your own tenants.")
+        request.session[DashboardScopeMixin.session_key] = membership.tenant.ref_id
+        return HttpResponseRedirect(reverse("dashboard:list"))
+
+
+def _screen(mixin: type[AuditScopeMixin], view: type[View], suffix: str) -> type[View]:
+    return type(f"{mixin.__name__.removesuffix('ScopeMixin')}{suffix}", (mixin, view), {})
+
+
+DashboardAuditList = _screen(DashboardScopeMixin, AuditListView, "AuditList")
+DashboardAuditDetail = _screen(DashboardScopeMixin, AuditDetailView, "AuditDetail")
+DashboardAuditExport = _screen(DashboardScopeMixin, AuditExportView, "AuditExport")
+PortalAuditList = _screen(PortalScopeMixin, AuditListView, "AuditList")
+PortalAuditDetail = _screen(PortalScopeMixin, AuditDetailView, "AuditDetail")
+PortalAuditExport = _screen(PortalScopeMixin, AuditExportView, "AuditExport")
+ManageAuditList = _screen(ManageScopeMixin, AuditListView, "AuditList")
+ManageAuditDetail = _screen(ManageScopeMixin, AuditDetailView, "AuditDetail")
+ManageAuditExport = _screen(ManageScopeMixin, AuditExportView, "AuditExport")
+
+SCREENS: dict[str, dict[str, type[View]]] = {
+    "dashboard": {
+        "list": DashboardAuditList,
+        "detail": DashboardAuditDetail,
+        "export": DashboardAuditExport,
+    },
+    "portal": {"list": PortalAuditList, "detail": PortalAuditDetail, "export": PortalAuditExport},
+    "manage": {"list": ManageAuditList, "detail": ManageAuditDetail, "export": ManageAuditExport},
+}
+
+
+@dataclass(frozen=True)
+class AppLink:
+    label: str
+    audience: str
+    url: str
+
+
+def app_link_url(request: HttpRequest, app: str) -> str:
+    """The app's list URL: on this host when it is served here, else on the app's host."""
+    try:
+        return reverse(f"{app}:list")
+    except NoReverseMatch:
+        host = host_of_app(app)
+        return f"{request.scheme}://{host}/{APPS[app].path}"
+
+
+def openable_apps(request: HttpRequest) -> list[AppLink]:
+    result = []
+    for name, screens in SCREENS.items():
+        view = screens["list"]()
+        view.setup(request)
+        if view.get_denial_reason() is None:
+            app = APPS[name]
+            result.append(AppLink(app.label, app.audience, app_link_url(request, name)))
+    return result
+
+
+class HomeView(LoginRequiredMixin, View):
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return render(request, "auditui/home.html", {"apps": openable_apps(request)})
+
+
+home = HomeView.as_view()

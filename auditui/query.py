@@ -1,0 +1,420 @@
+"""The list pipeline of the audit-log screens, shaped like the admin's ChangeList.
+
+scoped root queryset (from a scope mixin) -> each filter narrows it -> ordering
+-> one keyset page. List, row fragments, detail and export all go through here,
+so a filter can only ever narrow what the scope allows.
+
+Nothing here counts an unbounded scope: the screen's number is
+``capped_count()`` (a ``LIMIT 1001`` subquery), and pages are keyset pages on
+``(created_at desc, id desc)``, which an index serves without an offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.core.exceptions import BadRequest
+from django.db.models import Q, QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from auditui.apps_registry import AuditApp
+from dmobs.audit import TRACE_ID_RE
+from dmobs.models import ACTOR_TYPES, AuditLog, Tenant
+
+# Query-string keys (DESIGN.md, "Fixed interfaces").
+ACTION_VAR = "action"
+ACTOR_VAR = "actor"
+ACTOR_TYPE_VAR = "actor_type"
+RESOURCE_TYPE_VAR = "resource_type"
+TENANT_VAR = "tenant"
+RANGE_VAR = "range"
+FROM_VAR = "from"
+TO_VAR = "to"
+SEARCH_VAR = "q"
+TRACE_VAR = "trace"
+CURSOR_VAR = "cursor"
+FILTER_VARS = (
+    ACTION_VAR,
+    ACTOR_VAR,
+    ACTOR_TYPE_VAR,
+    RESOURCE_TYPE_VAR,
+    TENANT_VAR,
+    RANGE_VAR,
+    FROM_VAR,
+    TO_VAR,
+    SEARCH_VAR,
+    TRACE_VAR,
+)
+
+RANGES: dict[str, timedelta | None] = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+    "all": None,
+}
+RANGE_LABELS = {
+    "24h": "Last 24 hours",
+    "7d": "Last 7 days",
+    "30d": "Last 30 days",
+    "90d": "Last 90 days",
+    "all": "All time",
+}
+DEFAULT_RANGE = "30d"
+PAGE_SIZE = 50
+COUNT_CAP = 1000
+CHOICES_LIMIT = 500
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
+ENTRY_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SEARCH = 200
+
+
+class InvalidParams(BadRequest):
+    """A query parameter has a value the screen cannot use (rendered as a 400 page)."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one viewer may see in one app: the root queryset every read starts from."""
+
+    app: AuditApp
+    queryset: QuerySet
+    # Tenants of the scope, for the tenant filter and column; None means all tenants.
+    tenants: tuple[Tenant, ...] | None
+    # Filter controls the screen shows (every parameter is accepted everywhere:
+    # each one only narrows the scope).
+    controls: frozenset[str]
+    show_tenant: bool = False
+    active_tenant: Tenant | None = None
+    memberships: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    created_at: datetime
+    id: str
+
+
+@dataclass(frozen=True)
+class Params:
+    action: str = ""
+    actor: str = ""
+    actor_type: str = ""
+    resource_type: str = ""
+    tenant: str = ""
+    range: str = DEFAULT_RANGE
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str = ""
+    trace: str = ""
+    cursor: Cursor | None = None
+    explicit: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def custom_dates(self) -> bool:
+        return self.date_from is not None or self.date_to is not None
+
+    def filters(self) -> dict[str, str]:
+        """The filters as given (canonical values, no cursor), for URLs and the export record."""
+        return dict(self.explicit)
+
+    def query_string(self, **extra: str) -> str:
+        values = {**self.filters(), **extra}
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def _text(query: QueryDict, key: str, *, max_length: int) -> str:
+    value = query.get(key, "").strip()
+    if len(value) > max_length:
+        raise InvalidParams(f"The {key!r} filter is longer than {max_length} characters.")
+    if CONTROL_RE.search(value):
+        raise InvalidParams(f"The {key!r} filter contains control characters.")
+    return value
+
+
+def _date(query: QueryDict, key: str) -> date | None:
+    value = _text(query, key, max_length=10)
+    if not value:
+        return None
+    try:
+        if not DATE_RE.match(value):
+            raise ValueError
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidParams(
+            f"{key!r} must be a date like 2026-01-31 (YYYY-MM-DD), got {value!r}."
+        ) from None
+    if not 1970 <= parsed.year <= 9998:
+        raise InvalidParams(f"{key!r} must be a date between 1970 and 9998, got {value!r}.")
+    return parsed
+
+
+def encode_cursor(created_at: datetime, entry_id: str) -> str:
+    """The opaque cursor of the position just after (created_at, entry_id)."""
+    raw = f"{created_at.astimezone(UTC).isoformat()}|{entry_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> Cursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        stamp, entry_id = raw.split("|")
+        created_at = datetime.fromisoformat(stamp)
+        if created_at.tzinfo is None or not ENTRY_ID_RE.match(entry_id):
+            raise ValueError
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidParams(
+            "The page cursor is not valid (it may be cut short); start again from the first page."
+        ) from None
+    return Cursor(created_at=created_at.astimezone(UTC), id=entry_id)
+
+
+def parse_params(query: QueryDict) -> Params:
+    """Check every known parameter; a bad value raises ``InvalidParams`` with a message.
+
+    Empty values count as absent. ``from``/``to`` are dates in the viewer's time
+    zone (the active one) and, when given, replace the ``range`` preset.
+    """
+    values: dict[str, Any] = {}
+    explicit: dict[str, str] = {}
+
+    for key in (ACTION_VAR, RESOURCE_TYPE_VAR):
+        value = _text(query, key, max_length=64)
+        if value and not NAME_RE.match(value):
+            raise InvalidParams(
+                f"{key!r} must be a lowercase name like 'approved' or 'strategy', got {value!r}."
+            )
+        values[key] = value
+
+    values[ACTOR_VAR] = _text(query, ACTOR_VAR, max_length=64)
+
+    actor_type = _text(query, ACTOR_TYPE_VAR, max_length=16)
+    if actor_type and actor_type not in ACTOR_TYPES:
+        raise InvalidParams(
+            f"'actor_type' must be one of {', '.join(ACTOR_TYPES)}; got {actor_type!r}."
+        )
+    values[ACTOR_TYPE_VAR] = actor_type
+
+    tenant = _text(query, TENANT_VAR, max_length=100)
+    if tenant and not SLUG_RE.match(tenant):
+        raise InvalidParams(f"'tenant' must be a tenant's slug like 'acme', got {tenant!r}.")
+    values[TENANT_VAR] = tenant
+
+    range_ = _text(query, RANGE_VAR, max_length=8)
+    if range_ and range_ not in RANGES:
+        raise InvalidParams(f"'range' must be one of {', '.join(RANGES)}; got {range_!r}.")
+    values["range"] = range_ or DEFAULT_RANGE
+
+    date_from, date_to = _date(query, FROM_VAR), _date(query, TO_VAR)
+    if date_from and date_to and date_from > date_to:
+        raise InvalidParams("'from' is after 'to': the date range is empty.")
+
+    q = _text(query, SEARCH_VAR, max_length=MAX_SEARCH)
+
+    trace_id = _text(query, TRACE_VAR, max_length=32).lower()
+    if trace_id and (not TRACE_ID_RE.match(trace_id) or set(trace_id) == {"0"}):
+        raise InvalidParams("'trace' must be a trace id: 32 hex digits, not all zero.")
+
+    cursor_value = _text(query, CURSOR_VAR, max_length=200)
+    cursor = decode_cursor(cursor_value) if cursor_value else None
+
+    for key in (ACTION_VAR, ACTOR_VAR, ACTOR_TYPE_VAR, RESOURCE_TYPE_VAR, TENANT_VAR):
+        if values[key]:
+            explicit[key] = values[key]
+    if range_:
+        explicit[RANGE_VAR] = range_
+    if date_from:
+        explicit[FROM_VAR] = date_from.isoformat()
+    if date_to:
+        explicit[TO_VAR] = date_to.isoformat()
+    if q:
+        explicit[SEARCH_VAR] = q
+    if trace_id:
+        explicit[TRACE_VAR] = trace_id
+
+    return Params(
+        action=values[ACTION_VAR],
+        actor=values[ACTOR_VAR],
+        actor_type=values[ACTOR_TYPE_VAR],
+        resource_type=values[RESOURCE_TYPE_VAR],
+        tenant=values[TENANT_VAR],
+        range=values["range"],
+        date_from=date_from,
+        date_to=date_to,
+        q=q,
+        trace=trace_id,
+        cursor=cursor,
+        explicit=explicit,
+    )
+
+
+def resolve_tenant(*, scope: Scope, slug: str) -> Tenant:
+    """The tenant of a ``tenant=`` filter, looked up among the scope's tenants only.
+
+    A tenant outside the scope gets the same answer as one that does not exist,
+    so the filter cannot be used to probe for other tenants.
+    """
+    if scope.tenants is None:
+        tenant = Tenant.objects.filter(slug=slug).first()
+    else:
+        tenant = next((t for t in scope.tenants if t.slug == slug), None)
+    if tenant is None:
+        raise InvalidParams(f"There is no tenant {slug!r} in this view.")
+    return tenant
+
+
+def _local_midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) -> QuerySet:
+    """The scope's entries narrowed by every filter, newest first (no cursor applied).
+
+    1. Start from the scope's root queryset (the mixin decided what it holds).
+    2. Each given filter adds a condition; none can add rows.
+    3. Time: ``from``/``to`` (viewer's days, ``to`` inclusive) or the range preset.
+    4. Order by (created_at desc, id desc), the keyset order.
+    """
+    qs = scope.queryset
+    if params.tenant:
+        qs = qs.filter(tenant_id=resolve_tenant(scope=scope, slug=params.tenant).ref_id)
+    if params.action:
+        qs = qs.filter(action=params.action)
+    if params.actor:
+        qs = qs.filter(actor_id=params.actor)
+    if params.actor_type:
+        qs = qs.filter(actor_type=params.actor_type)
+    if params.resource_type:
+        qs = qs.filter(resource_type=params.resource_type)
+    if params.trace:
+        qs = qs.filter(trace_id=params.trace)
+    if params.q:
+        qs = qs.filter(
+            Q(description__icontains=params.q)
+            | Q(resource_name__icontains=params.q)
+            | Q(actor_name__icontains=params.q)
+        )
+    if params.custom_dates:
+        if params.date_from:
+            qs = qs.filter(created_at__gte=_local_midnight(params.date_from))
+        if params.date_to:
+            qs = qs.filter(created_at__lt=_local_midnight(params.date_to + timedelta(days=1)))
+    else:
+        span = RANGES[params.range]
+        if span is not None:
+            qs = qs.filter(created_at__gte=(now or timezone.now()) - span)
+    return qs.order_by("-created_at", "-id")
+
+
+def after_cursor(qs: QuerySet, cursor: Cursor) -> QuerySet:
+    """Rows strictly after ``cursor`` in (created_at desc, id desc) order."""
+    return qs.filter(
+        Q(created_at__lt=cursor.created_at) | Q(created_at=cursor.created_at, id__lt=cursor.id)
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    entries: list[AuditLog]
+    next_cursor: str | None
+
+
+def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
+    """One keyset page: ``size`` rows after the cursor, and the cursor of the next page."""
+    if cursor is not None:
+        qs = after_cursor(qs, cursor)
+    rows = list(qs[: size + 1])
+    if len(rows) > size:
+        rows = rows[:size]
+        return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
+    return Page(rows, None)
+
+
+def iter_entries(qs: QuerySet, *, chunk_size: int = 1000) -> Iterator[AuditLog]:
+    """Every row of ``qs`` in keyset chunks: constant memory, no long-lived cursor."""
+    cursor = None
+    while True:
+        page = page_entries(qs, cursor=cursor, size=chunk_size)
+        yield from page.entries
+        if page.next_cursor is None:
+            return
+        cursor = decode_cursor(page.next_cursor)
+
+
+def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP) -> tuple[int, bool]:
+    """How many rows match, counting at most ``cap + 1`` (never the whole scope).
+
+    Returns ``(count, more)`` where ``more`` means "more than ``cap``".
+    """
+    counted = qs.order_by()[: cap + 1].count()
+    return min(counted, cap), counted > cap
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    actions: list[str]
+    actors: list[tuple[str, str, str]]  # (actor_id, actor_name, actor_type)
+    resource_types: list[str]
+    tenants: list[Tenant]
+    actor_types: tuple[str, ...] = ACTOR_TYPES
+
+
+def filter_choices(*, scope: Scope) -> FilterChoices:
+    """Dropdown choices, taken from the scope's own rows (never from other tenants).
+
+    This is the one place choices are computed, so it can be swapped for a
+    loose index scan or a facet table without touching the views.
+    1. DISTINCT over the scoped root queryset (without the filters, so picking
+       one value does not hide the others), bounded by ``CHOICES_LIMIT``.
+    2. Actors are keyed by id; the name shown is one of the names they used.
+    """
+    base = scope.queryset.order_by()
+    actions = sorted(
+        base.values_list("action", flat=True).distinct().order_by("action")[:CHOICES_LIMIT]
+    )
+    resource_types = sorted(
+        base.values_list("resource_type", flat=True)
+        .distinct()
+        .order_by("resource_type")[:CHOICES_LIMIT]
+    )
+    actors: dict[str, tuple[str, str, str]] = {}
+    for actor_id, actor_name, actor_type in (
+        base.values_list("actor_id", "actor_name", "actor_type")
+        .distinct()
+        .order_by("actor_name", "actor_id")[:CHOICES_LIMIT]
+    ):
+        actors.setdefault(actor_id, (actor_id, actor_name, actor_type))
+    tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
+    return FilterChoices(
+        actions=actions,
+        actors=sorted(actors.values(), key=lambda a: (a[1].lower(), a[0])),
+        resource_types=resource_types,
+        tenants=sorted(tenants, key=lambda t: t.name.lower()),
+    )
+
+
+def tenants_by_ref(refs: set[str | None]) -> dict[str, Tenant]:
+    """Tenants of the given ``tenantId`` values, in one query (for the Tenant column)."""
+    wanted = {ref for ref in refs if ref}
+    if not wanted:
+        return {}
+    return {t.ref_id: t for t in Tenant.objects.filter(ref_id__in=wanted)}
+
+
+def get_entry(*, scope: Scope, entry_id: str) -> AuditLog | None:
+    """One entry of the scope, or None (also for a malformed id)."""
+    if not ENTRY_ID_RE.match(entry_id):
+        return None
+    return scope.queryset.filter(pk=entry_id).first()

@@ -1,0 +1,227 @@
+"""Who may open each audit-log screen, and which rows they see there.
+
+Each mixin answers two questions, like Django's auth mixins: may this user enter
+(``test_func()``, with a reason for the 403 page), and which rows may they see
+(``get_audit_queryset()``). ``get_audit_scope()`` bundles the answer into a
+``Scope`` that list, fragments, detail and export all start from.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.mixins import UserPassesTestMixin
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+from django.http import HttpResponse
+
+from auditui.apps_registry import APPS, AuditApp
+from auditui.query import (
+    ACTION_VAR,
+    ACTOR_TYPE_VAR,
+    ACTOR_VAR,
+    RESOURCE_TYPE_VAR,
+    TENANT_VAR,
+    Scope,
+)
+from dmobs.models import AuditLog, Membership, Tenant
+
+BASE_CONTROLS = frozenset({ACTION_VAR, ACTOR_VAR})
+DASHBOARD_TENANT_SESSION_KEY = "auditui.dashboard_tenant"
+
+
+class AuditScopeMixin(UserPassesTestMixin):
+    """Base of the three scope mixins.
+
+    Subclasses set ``audit_app`` and implement ``get_denial_reason()`` and
+    ``get_audit_queryset()``.
+    """
+
+    audit_app: str | None = None
+    controls: frozenset[str] = BASE_CONTROLS
+    show_tenant_column = False
+
+    def get_audit_app(self) -> AuditApp:
+        name = self.audit_app
+        if name is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} is missing the audit_app attribute. Define "
+                f"{type(self).__name__}.audit_app or override "
+                f"{type(self).__name__}.get_audit_app()."
+            )
+        if name not in APPS:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}.audit_app is {name!r}; expected one of {', '.join(APPS)}."
+            )
+        return APPS[name]
+
+    def get_denial_reason(self) -> str | None:
+        """Why the signed-in user may not enter, or None when they may."""
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} is missing get_denial_reason(). Use one of the scope "
+            "mixins (Dashboard, Portal, Manage) or override "
+            f"{type(self).__name__}.get_denial_reason()."
+        )
+
+    def get_audit_queryset(self) -> QuerySet:
+        raise ImproperlyConfigured(
+            f"{type(self).__name__} is missing get_audit_queryset(). Override "
+            f"{type(self).__name__}.get_audit_queryset() to return the entries the user may see."
+        )
+
+    def get_scope_tenants(self) -> tuple[Tenant, ...] | None:
+        return None
+
+    def get_audit_scope(self) -> Scope:
+        if not hasattr(self, "_audit_scope"):
+            self._audit_scope = Scope(
+                app=self.get_audit_app(),
+                queryset=self.get_audit_queryset(),
+                tenants=self.get_scope_tenants(),
+                controls=self.controls,
+                show_tenant=self.show_tenant_column,
+                **self.get_scope_extra(),
+            )
+        return self._audit_scope
+
+    def get_scope_extra(self) -> dict:
+        """More ``Scope`` fields a subclass fills in."""
+        return {}
+
+    # UserPassesTestMixin
+    def test_func(self) -> bool:
+        if not self.request.user.is_authenticated:
+            return False
+        reason = self.get_denial_reason()
+        if reason:
+            self.permission_denied_message = reason
+            return False
+        return True
+
+    def handle_no_permission(self):
+        request = self.request
+        if not request.user.is_authenticated and getattr(request, "htmx", False):
+            # An htmx request would swap the sign-in page into the row: send
+            # the whole page to sign in instead.
+            login = redirect_to_login(request.get_full_path(), self.get_login_url())
+            response = HttpResponse(status=204)
+            response["HX-Redirect"] = login["Location"]
+            return response
+        return super().handle_no_permission()
+
+
+class DashboardScopeMixin(AuditScopeMixin):
+    """Tenant admins see their tenant; members only what they did, when allowed.
+
+    A user in several tenants picks the active one; it is kept in the session.
+    """
+
+    audit_app = "dashboard"
+    session_key = DASHBOARD_TENANT_SESSION_KEY
+
+    def get_memberships(self) -> list[Membership]:
+        if not hasattr(self, "_memberships"):
+            self._memberships = list(
+                Membership.objects.filter(user=self.request.user)
+                .select_related("tenant")
+                .order_by("tenant__name", "tenant__pk")
+            )
+        return self._memberships
+
+    def get_active_membership(self) -> Membership | None:
+        memberships = self.get_memberships()
+        if not memberships:
+            return None
+        chosen = self.request.session.get(self.session_key)
+        for membership in memberships:
+            if membership.tenant.ref_id == chosen:
+                return membership
+        # No (valid) choice yet: the first tenant the user administers, else the first.
+        admin = [m for m in memberships if m.role == Membership.Role.ADMIN]
+        return (admin or memberships)[0]
+
+    def members_see_own_actions(self) -> bool:
+        return bool(settings.DMOBS_MEMBERS_SEE_OWN_ACTIONS)
+
+    def get_denial_reason(self) -> str | None:
+        membership = self.get_active_membership()
+        if membership is None:
+            return (
+                "The Dashboard audit log shows a tenant's own account, and you are not a "
+                "member of any tenant."
+            )
+        if membership.role != Membership.Role.ADMIN and not self.members_see_own_actions():
+            return (
+                f"You are a member of {membership.tenant.name}, not an admin: only tenant "
+                "admins can see its audit log."
+            )
+        return None
+
+    def get_scope_tenants(self) -> tuple[Tenant, ...]:
+        return (self.get_active_membership().tenant,)
+
+    def get_audit_queryset(self) -> QuerySet:
+        membership = self.get_active_membership()
+        qs = AuditLog.objects.filter(tenant_id=membership.tenant.ref_id)
+        if membership.role != Membership.Role.ADMIN:
+            qs = qs.filter(actor_id=self.request.user.ref_id)
+        return qs
+
+    def get_scope_extra(self) -> dict:
+        return {
+            "active_tenant": self.get_active_membership().tenant,
+            "memberships": tuple(self.get_memberships()),
+        }
+
+
+class PortalScopeMixin(AuditScopeMixin):
+    """DM reviewers see human and agent entries of the tenants assigned to them."""
+
+    audit_app = "portal"
+    actor_types = ("human", "agent")
+    controls = BASE_CONTROLS | {TENANT_VAR}
+    show_tenant_column = True
+
+    def get_scope_tenants(self) -> tuple[Tenant, ...]:
+        if not hasattr(self, "_tenants"):
+            self._tenants = tuple(
+                Tenant.objects.filter(reviewer_assignments__reviewer=self.request.user).order_by(
+                    "name"
+                )
+            )
+        return self._tenants
+
+    def get_denial_reason(self) -> str | None:
+        if not self.get_scope_tenants():
+            return (
+                "The DM Portal audit log is for DM reviewers, and no tenant is assigned "
+                "to you for review."
+            )
+        return None
+
+    def get_audit_queryset(self) -> QuerySet:
+        refs = [t.ref_id for t in self.get_scope_tenants()]
+        return AuditLog.objects.filter(tenant_id__in=refs, actor_type__in=self.actor_types)
+
+
+class ManageScopeMixin(AuditScopeMixin):
+    """Super admins see every tenant and the platform-level entries (no tenant)."""
+
+    audit_app = "manage"
+    controls = BASE_CONTROLS | {TENANT_VAR, ACTOR_TYPE_VAR, RESOURCE_TYPE_VAR}
+    show_tenant_column = True
+
+    def get_denial_reason(self) -> str | None:
+        if not self.request.user.is_superuser:
+            return "The Manage audit log is for super admins only."
+        return None
+
+    def get_audit_queryset(self) -> QuerySet:
+        return AuditLog.objects.all()
+
+
+SCOPE_MIXINS: dict[str, type[AuditScopeMixin]] = {
+    "dashboard": DashboardScopeMixin,
+    "portal": PortalScopeMixin,
+    "manage": ManageScopeMixin,
+}

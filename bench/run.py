@@ -1,0 +1,512 @@
+"""`make bench`: our audit screens against the Django admin on the same data.
+
+1. Creates (or reuses) a PostgreSQL database on 127.0.0.1:5432 and loads
+   BENCH_ROWS entries with `audit_load` (default 1,000,000).
+2. Serves the app with gunicorn (the admin peer mounted at /bench-admin/).
+3. Measures server round trips (median and p95 over BENCH_REQUESTS requests
+   after warm-up) for each case, ours and the admin's, in the same run.
+4. Measures a streamed CSV export (rows/s, peak RSS of the worker) and the
+   writer (time in audit_log() on the caller, entries/s reaching PostgreSQL).
+5. Prints one table and writes bench/RESULTS.md.
+
+Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench), BENCH_REQUESTS (30),
+BENCH_WARMUP (5), BENCH_PORT (8765), BENCH_WRITER_ENTRIES (200000),
+BENCH_SKIP (comma list of: admin, export, writer).
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
+DB = os.environ.get("BENCH_DB", "dmobs_bench")
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "5"))
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+WRITER_ENTRIES = int(os.environ.get("BENCH_WRITER_ENTRIES", "200000"))
+SKIP = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
+PG = "postgres://postgres@127.0.0.1:5432"
+DEEP_TARGET = 1_000_000
+
+ENV = {
+    "DATABASE_URL": f"{PG}/{DB}",
+    "SECRET_KEY": "bench-only-secret-key-0f6e2d9c8b7a6f5e4d3c2b1a",
+    "DEBUG": "false",
+    "DMOBS_HTTPS": "false",
+    "ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "DJANGO_SETTINGS_MODULE": "bench.settings",
+    "LOG_LEVEL": "WARNING",
+    "AUDIT_SPOOL_DIR": str(ROOT / "var" / "bench-spool"),
+}
+os.environ.update(ENV)
+os.environ.pop("AUDIT_DATABASE_URL", None)
+
+
+def say(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ensure_database() -> None:
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DB]).fetchone()
+        if not exists:
+            say(f"creating database {DB}")
+            conn.execute(f'CREATE DATABASE "{DB}"')
+
+
+def setup_django():
+    import django
+
+    django.setup()
+
+
+def load_rows() -> int:
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM audit_logs")
+        (have,) = cursor.fetchone()
+    if have < ROWS:
+        say(f"loading {ROWS - have:,} entries (have {have:,}, want {ROWS:,})")
+        call_command("audit_load", rows=ROWS - have)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE audit_logs")
+            cursor.execute("SELECT count(*) FROM audit_logs")
+            (have,) = cursor.fetchone()
+    else:
+        say(f"reusing {have:,} entries in {DB}")
+    return have
+
+
+@dataclass
+class Fixture:
+    root_cookie: str
+    admin_cookie: str
+    tenant_ref: str
+    tenant_slug: str
+    actor_id: str
+    action: str
+    word: str
+    entry_id: str
+    deep_cursor: str | None
+    deep_offset: int
+    export_from: str
+
+
+def _session_cookie(user) -> str:
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    store = SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+def prepare(total: int) -> Fixture:
+    from django.db import connection
+
+    from dmobs.models import Membership, Tenant, User
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT "tenantId", count(*) FROM audit_logs WHERE "tenantId" IS NOT NULL '
+            "GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        )
+        tenant_ref, tenant_rows = cursor.fetchone()
+        cursor.execute(
+            'SELECT "actorId", action, count(*) FROM audit_logs WHERE "tenantId" = %s '
+            "AND \"createdAt\" > now() - interval '30 days' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1",
+            [tenant_ref],
+        )
+        actor_id, action, _n = cursor.fetchone()
+        cursor.execute(
+            'SELECT id FROM audit_logs WHERE "tenantId" = %s ORDER BY "createdAt" DESC, id DESC '
+            "LIMIT 1 OFFSET 500",
+            [tenant_ref],
+        )
+        (entry_id,) = cursor.fetchone()
+        deep_offset = min(DEEP_TARGET, total // 2)
+        cursor.execute(
+            'SELECT "createdAt", id FROM audit_logs ORDER BY "createdAt" DESC, id DESC '
+            "LIMIT 1 OFFSET %s",
+            [deep_offset - 1],
+        )
+        deep_created, deep_id = cursor.fetchone()
+        cursor.execute(
+            'SELECT "createdAt" FROM audit_logs ORDER BY "createdAt" DESC, id DESC '
+            "LIMIT 1 OFFSET %s",
+            [min(1_000_000, total) - 1],
+        )
+        (export_from,) = cursor.fetchone()
+    say(f"biggest tenant {tenant_ref}: {tenant_rows:,} entries")
+    tenant = Tenant.objects.filter(ref_id=tenant_ref).first()
+    if tenant is None:
+        tenant = Tenant.objects.create(ref_id=tenant_ref, name="Bench tenant", slug="bench-big")
+    root, _ = User.objects.get_or_create(
+        username="bench_root", defaults={"is_superuser": True, "is_staff": True}
+    )
+    admin, _ = User.objects.get_or_create(username="bench_admin")
+    Membership.objects.get_or_create(user=admin, tenant=tenant, defaults={"role": "admin"})
+    try:
+        from auditui.query import encode_cursor
+
+        deep_cursor = encode_cursor(deep_created, deep_id)
+    except ImportError:
+        deep_cursor = None
+    return Fixture(
+        root_cookie=_session_cookie(root),
+        admin_cookie=_session_cookie(admin),
+        tenant_ref=tenant_ref,
+        tenant_slug=tenant.slug,
+        actor_id=actor_id,
+        action=action,
+        word="approved",
+        entry_id=entry_id,
+        deep_cursor=deep_cursor,
+        deep_offset=deep_offset,
+        export_from=export_from.date().isoformat(),
+    )
+
+
+class Server:
+    def __init__(self, workers: int = 2):
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self):
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        cmd = [
+            gunicorn,
+            "dmobs.wsgi:application",
+            "-c",
+            str(ROOT / "dmobs" / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{PORT}",
+            "--workers",
+            str(self.workers),
+            "--timeout",
+            "600",
+        ]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy())
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                status, _body, _ = request("/healthz")
+                if status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        raise SystemExit(f"gunicorn did not come up on 127.0.0.1:{PORT}")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
+        return [int(p) for p in out.split()]
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+_conn: http.client.HTTPConnection | None = None
+
+
+def request(path: str, cookie: str = "", headers: dict | None = None):
+    global _conn
+    if _conn is None:
+        _conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600)
+    all_headers = {"Cookie": cookie, **(headers or {})}
+    try:
+        _conn.request("GET", path, headers=all_headers)
+        response = _conn.getresponse()
+    except (http.client.HTTPException, OSError):
+        _conn.close()
+        _conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=600)
+        _conn.request("GET", path, headers=all_headers)
+        response = _conn.getresponse()
+    body = response.read()
+    return response.status, body, response
+
+
+def measure(path: str, cookie: str, headers: dict | None = None, n: int = REQUESTS):
+    for _ in range(WARMUP):
+        status, body, _ = request(path, cookie, headers)
+        if status != 200:
+            raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        request(path, cookie, headers)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * len(times))) - 1)]
+    return statistics.median(times), p95
+
+
+def list_cases(fx: Fixture) -> list[tuple[str, str, str, dict | None, str | None]]:
+    """(case, our path, cookie, headers, admin path) per case."""
+    since = (datetime.now(UTC) - timedelta(days=30)).strftime("%Y-%m-%d")
+    dash = "/dashboard/settings/audit-log"
+    deep = f"/manage/audit?{urlencode({'range': 'all', 'cursor': fx.deep_cursor or ''})}"
+    admin = "/bench-admin/dmobs/auditlog/"
+    deep_page = fx.deep_offset // 50 + 1
+    return [
+        ("Manage list, first page (last 30 days)", "/manage/audit", fx.root_cookie, None, admin),
+        (
+            "Manage list, first page (all time)",
+            "/manage/audit?range=all",
+            fx.root_cookie,
+            None,
+            admin,
+        ),
+        (
+            "Dashboard, biggest tenant, first page",
+            dash,
+            fx.admin_cookie,
+            None,
+            f"{admin}?{urlencode({'tenant_id': fx.tenant_ref})}",
+        ),
+        (
+            f"Deep page (~{fx.deep_offset:,} entries in)",
+            deep,
+            fx.root_cookie,
+            None,
+            f"{admin}?p={deep_page}",
+        ),
+        (
+            "Filters: action + actor + 30 days",
+            f"{dash}?{urlencode({'action': fx.action, 'actor': fx.actor_id, 'range': '30d'})}",
+            fx.admin_cookie,
+            None,
+            f"{admin}?"
+            + urlencode(
+                {
+                    "tenant_id": fx.tenant_ref,
+                    "action__exact": fx.action,
+                    "actor_id": fx.actor_id,
+                    "created_at__gte": since,
+                }
+            ),
+        ),
+        (
+            f"Free text q={fx.word!r}, biggest tenant",
+            f"{dash}?{urlencode({'q': fx.word, 'range': 'all'})}",
+            fx.admin_cookie,
+            None,
+            f"{admin}?{urlencode({'tenant_id': fx.tenant_ref, 'q': fx.word})}",
+        ),
+        (
+            "Row-detail fragment (htmx)",
+            f"/manage/audit/{fx.entry_id}/",
+            fx.root_cookie,
+            {"HX-Request": "true"},
+            None,
+        ),
+    ]
+
+
+def bench_lists(fx: Fixture) -> list[tuple[str, tuple, tuple | None]]:
+    results = []
+    with Server(workers=2):
+        for case, ours, cookie, headers, peer in list_cases(fx):
+            if "cursor=&" in ours or ours.endswith("cursor="):
+                say(f"skipping {case}: auditui.query.encode_cursor is missing")
+                continue
+            say(f"measuring: {case}")
+            our_numbers = measure(ours, cookie, headers)
+            peer_numbers = None
+            if peer and "admin" not in SKIP:
+                peer_numbers = measure(peer, fx.root_cookie, n=max(20, REQUESTS // 3))
+            results.append((case, our_numbers, peer_numbers))
+    return results
+
+
+def bench_export(fx: Fixture) -> dict:
+    query = urlencode({"format": "csv", "range": "all", "from": fx.export_from})
+    path = f"/manage/audit/export?{query}"
+    with Server(workers=1) as server:
+        (pid,) = server.worker_pids()
+        rss_before = _rss_kb(pid, "VmRSS")
+        conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=3600)
+        start = time.perf_counter()
+        conn.request("GET", path, headers={"Cookie": fx.root_cookie})
+        response = conn.getresponse()
+        if response.status != 200:
+            raise SystemExit(f"export answered {response.status}: {response.read()[:300]!r}")
+        rows = -1  # header line
+        size = 0
+        while chunk := response.read(1 << 20):
+            rows += chunk.count(b"\n")
+            size += len(chunk)
+        elapsed = time.perf_counter() - start
+        peak = _rss_kb(pid, "VmHWM")
+    return {
+        "rows": rows,
+        "seconds": elapsed,
+        "rows_per_s": rows / elapsed if elapsed else 0,
+        "mb": size / 1e6,
+        "peak_rss_mb": peak / 1024,
+        "rss_before_mb": rss_before / 1024,
+    }
+
+
+def _rss_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_writer() -> dict:
+    """Time audit_log() on the caller and the sustained rate into PostgreSQL."""
+    from opentelemetry import trace
+
+    from dmobs import writer as writer_module
+    from dmobs.audit import audit_log
+    from dmobs.models import AuditLog
+    from dmobs.tracing import configure_tracing
+
+    configure_tracing()
+    tracer = trace.get_tracer("bench")
+    writer = writer_module.build_writer()
+    writer_module.set_writer(writer)
+    before = AuditLog.objects.filter(tenant_id="bench-writer").count()
+    samples = []
+    start = time.perf_counter()
+    with tracer.start_as_current_span("bench-request"):
+        for i in range(WRITER_ENTRIES):
+            t0 = time.perf_counter_ns()
+            audit_log(
+                tenant_id="bench-writer",
+                actor_type="agent",
+                actor_id="agent-bench",
+                actor_name="Bench agent",
+                action="completed",
+                resource_type="activity",
+                resource_id=f"act-{i}",
+                description=f"Bench agent completed activity {i}",
+                after={"step": i, "status": "done"},
+            )
+            samples.append(time.perf_counter_ns() - t0)
+    submitted = time.perf_counter() - start
+    writer.flush(timeout=600)
+    total = time.perf_counter() - start
+    stored = AuditLog.objects.filter(tenant_id="bench-writer").count() - before
+    samples.sort()
+    return {
+        "entries": WRITER_ENTRIES,
+        "stored": stored,
+        "p50_us": samples[len(samples) // 2] / 1000,
+        "p99_us": samples[int(len(samples) * 0.99)] / 1000,
+        "submit_s": submitted,
+        "total_s": total,
+        "rate": stored / total if total else 0,
+    }
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().splitlines()[0].split()[1]
+    pg = subprocess.run(["psql", "--version"], capture_output=True, text=True).stdout.strip()
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {int(mem) // 1024 // 1024} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, {pg}"
+    )
+
+
+def report(total: int, lists, export, writer) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- Machine: {machine()}",
+        f"- Entries in audit_logs: {total:,}",
+        f"- Command: `BENCH_ROWS={ROWS} make bench` "
+        f"({REQUESTS} requests per case after {WARMUP} warm-up; admin: "
+        f"{max(20, REQUESTS // 3)} requests)",
+        "",
+        "Server round trip in ms (median / p95); ratio = admin p95 / ours p95.",
+        "",
+        "| case | ours median | ours p95 | admin median | admin p95 | admin/ours |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for case, (med, p95), peer in lists:
+        if peer:
+            pm, pp = peer
+            lines.append(
+                f"| {case} | {med:.1f} | {p95:.1f} | {pm:.1f} | {pp:.1f} | {pp / p95:.0f}x |"
+            )
+        else:
+            lines.append(f"| {case} | {med:.1f} | {p95:.1f} | – | – | – |")
+    if export:
+        lines += [
+            "",
+            "## Export (CSV, streamed)",
+            "",
+            f"{export['rows']:,} rows, {export['mb']:.0f} MB in {export['seconds']:.1f} s: "
+            f"**{export['rows_per_s']:,.0f} rows/s**, worker peak RSS "
+            f"**{export['peak_rss_mb']:.0f} MB** (at start {export['rss_before_mb']:.0f} MB).",
+        ]
+    if writer:
+        lines += [
+            "",
+            "## Writer",
+            "",
+            f"{writer['entries']:,} `audit_log()` calls inside a recording span: "
+            f"caller time p50 **{writer['p50_us']:.1f} µs**, p99 **{writer['p99_us']:.1f} µs**; "
+            f"{writer['stored']:,} stored in {writer['total_s']:.1f} s: "
+            f"**{writer['rate']:,.0f} entries/s** into PostgreSQL.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    say(f"{' '.join(shlex.quote(a) for a in sys.argv)} with BENCH_ROWS={ROWS}")
+    ensure_database()
+    setup_django()
+    total = load_rows()
+    fx = prepare(total)
+    lists = bench_lists(fx)
+    export = None if "export" in SKIP else bench_export(fx)
+    writer = None if "writer" in SKIP else bench_writer()
+    text = report(total, lists, export, writer)
+    print()
+    print(text)
+    out = ROOT / "bench" / "RESULTS.md"
+    if ROWS != 1_000_000:
+        out = ROOT / "bench" / f"RESULTS-{ROWS}.md"
+    out.write_text(text)
+    say(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""Load the demo world: three tenants, their people, reviewers, super admins and
+several thousand realistic audit entries over the last 90 days. Idempotent."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.core.management.base import BaseCommand, CommandError
+from django.db import router, transaction
+
+from dmobs import demo
+from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant
+
+# Trace ids of the first demo scenarios: if any is stored, the demo entries are.
+MARKER_TRACES = 20
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo tenants (acme, globex, initech), users (sarah, james, rita, root, ...; "
+        f"password {demo.DEMO_PASSWORD}) and ~{demo.DEMO_ENTRIES:,} audit entries over the last "
+        f"{demo.DEMO_DAYS} days. Running it again changes nothing."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--entries",
+            type=int,
+            default=demo.DEMO_ENTRIES,
+            help=f"About how many audit entries to create (default {demo.DEMO_ENTRIES:,}).",
+        )
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=demo.DEMO_DAYS,
+            help=f"Spread the entries over this many days until now (default {demo.DEMO_DAYS}).",
+        )
+
+    def handle(self, *args, entries: int, days: int, **options):
+        if entries < 1:
+            raise CommandError(f"--entries must be a positive number, got {entries}")
+        if not 1 <= days <= 3650:
+            raise CommandError(f"--days must be between 1 and 3650, got {days}")
+        started = time.perf_counter()
+
+        tenants, created_tenants = self._tenants()
+        self.stdout.write(f"Tenants: {len(tenants)} ({created_tenants} new)")
+        users, created_users = self._users()
+        self.stdout.write(f"Users: {len(users)} ({created_users} new)")
+        new_links = self._memberships(tenants, users)
+        self.stdout.write(f"Memberships and reviewer assignments: {new_links} new")
+
+        casts, staff = demo.demo_casts(
+            tenant_refs={slug: t.ref_id for slug, t in tenants.items()},
+            user_refs={name: u.ref_id for name, u in users.items()},
+        )
+        self.stdout.write(f"Generating ~{entries:,} audit entries over {days} days ...")
+        rows = demo.generate_demo_entries(
+            casts=casts, staff=staff, now=datetime.now(UTC), days=days, target=entries
+        )
+        inserted = self._entries(rows)
+
+        demo_refs = [t.ref_id for t in tenants.values()]
+        stored = AuditLog.objects.filter(tenant_id__in=demo_refs).count()
+        summary = (
+            f"Done in {time.perf_counter() - started:.1f} s: {len(tenants)} tenants, "
+            f"{len(users)} users, {inserted:,} entries inserted "
+            f"({stored:,} entries in the demo tenants). "
+            f"Sign in as sarah, james, rita or root with password {demo.DEMO_PASSWORD}."
+        )
+        self.stdout.write(self.style.SUCCESS(summary))
+
+    def _tenants(self) -> tuple[dict[str, Tenant], int]:
+        tenants, created = {}, 0
+        for spec in demo.DEMO_TENANTS:
+            tenant, was_created = Tenant.objects.get_or_create(
+                slug=spec.slug,
+                defaults={"name": spec.name, "plan": spec.plan, "ref_id": spec.ref_id},
+            )
+            tenants[spec.slug] = tenant
+            created += was_created
+        return tenants, created
+
+    def _users(self) -> tuple[dict, int]:
+        User = get_user_model()
+        # Hash once: every demo user has the same password, and hashing is slow on purpose.
+        password_hash = make_password(demo.DEMO_PASSWORD)
+        users, created = {}, 0
+        for spec in demo.DEMO_USERS:
+            user, was_created = User.objects.get_or_create(
+                username=spec.username,
+                defaults={
+                    "ref_id": spec.ref_id,
+                    "first_name": spec.first_name,
+                    "last_name": spec.last_name,
+                    "email": spec.email,
+                    "password": password_hash,
+                    "is_superuser": spec.is_superuser,
+                    "is_staff": spec.is_superuser,
+                    "time_zone": spec.time_zone,
+                },
+            )
+            users[spec.username] = user
+            created += was_created
+        return users, created
+
+    def _memberships(self, tenants: dict[str, Tenant], users: dict) -> int:
+        new = 0
+        for spec in demo.DEMO_USERS:
+            user = users[spec.username]
+            for slug, role in spec.memberships:
+                _, created = Membership.objects.get_or_create(
+                    user=user, tenant=tenants[slug], defaults={"role": role}
+                )
+                new += created
+            for slug in spec.reviews:
+                _, created = ReviewerAssignment.objects.get_or_create(
+                    reviewer=user, tenant=tenants[slug]
+                )
+                new += created
+        return new
+
+    def _entries(self, rows: list[dict]) -> int:
+        alias = router.db_for_write(AuditLog)
+        markers = list(dict.fromkeys(r["trace_id"] for r in rows))[:MARKER_TRACES]
+        if AuditLog.objects.using(alias).filter(trace_id__in=markers).exists():
+            self.stdout.write("Demo audit entries are already there; none added.")
+            return 0
+        batch = 1000
+        # One transaction: either all demo entries are stored or none (so the
+        # marker check above never sees a half-loaded demo).
+        with transaction.atomic(using=alias):
+            for start in range(0, len(rows), batch):
+                AuditLog.objects.using(alias).bulk_create(
+                    [AuditLog(**row) for row in rows[start : start + batch]],
+                    ignore_conflicts=True,
+                )
+                done = min(start + batch, len(rows))
+                self.stdout.write(f"  {done:,}/{len(rows):,} entries")
+        by_type = Counter(r["actor_type"] for r in rows)
+        platform = sum(1 for r in rows if r["tenant_id"] is None)
+        self.stdout.write(
+            f"Inserted {len(rows):,} entries: "
+            + ", ".join(f"{n:,} {t}" for t, n in sorted(by_type.items()))
+            + f"; {platform:,} platform-level"
+        )
+        return len(rows)

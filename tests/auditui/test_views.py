@@ -1,0 +1,231 @@
+"""Views: fragments vs pages, export, escaping."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from auditui.views import csv_cell
+from dmobs.models import AuditLog
+from tests.auditui.conftest import make_entry
+from tests.auditui.helpers import LIST_URLS, ndjson_records, row_ids, streamed
+
+pytestmark = pytest.mark.django_db
+
+
+def test_detail_is_fragment_for_htmx_and_page_otherwise(world, client):
+    client.force_login(world.users["root"])
+    entry = world.entries[0]
+    url = f"{LIST_URLS['manage']}/{entry.pk}/"
+    page = client.get(url)
+    fragment = client.get(url, HTTP_HX_REQUEST="true")
+    restore = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in page.content.decode()
+    assert "<html" not in fragment.content.decode()
+    assert "<html" in restore.content.decode()
+    for response in (page, fragment, restore):
+        assert "HX-Request" in response["Vary"]
+        assert entry.description in response.content.decode()
+        assert "Changes" in response.content.decode()
+
+
+def test_list_fragments(world, client):
+    client.force_login(world.users["root"])
+    url = f"{LIST_URLS['manage']}?range=all"
+    results = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "replaced by htmx when the filters change" in results
+    assert "<strong>" in results  # the count
+    cursor_url = results.split('class="button" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    rows = client.get(cursor_url, HTTP_HX_REQUEST="true").content.decode()
+    assert rows.lstrip().startswith('<tr class="entry"')
+    plain = client.get(cursor_url).content.decode()
+    assert "<html" in plain and "Back to the newest" in plain
+
+
+def test_rows_show_tenant_platform_time_and_actor_icon(world, client):
+    client.force_login(world.users["root"])
+    html = client.get(f"{LIST_URLS['manage']}?range=all").content.decode()
+    assert '<span class="platform">Platform</span>' in html
+    assert '<td class="col-tenant">Acme</td>' in html or "Globex" in html
+    assert 'aria-label="Agent"' in html and 'aria-label="System"' in html
+    assert 'aria-expanded="false"' in html and 'aria-controls="detail-row-' in html
+    assert ' UTC" ' not in html or 'title="' in html
+    # sarah is in Europe/Berlin: offsets are shown, UTC is in the tooltip.
+    client.force_login(world.users["sarah"])
+    html = client.get(f"{LIST_URLS['dashboard']}?range=all").content.decode()
+    assert "UTC+01:00" in html or "UTC+02:00" in html
+    assert 'class="col-tenant"' not in html
+
+
+def test_entry_data_is_escaped(world, client):
+    client.force_login(world.users["root"])
+    payload = '<script>alert(1)</script><img src=x onerror="alert(2)">'
+    entry = make_entry(
+        tenant=None,
+        actor=("human", "x", payload),
+        created_at=datetime.now(UTC),
+        rng=random.Random(1),
+        description=payload,
+        before={payload: payload},
+        after={payload: "<b>bold</b>"},
+    )
+    AuditLog.objects.bulk_create([entry])
+    for url in (LIST_URLS["manage"], f"{LIST_URLS['manage']}/{entry.pk}/"):
+        html = client.get(url).content.decode()
+        assert "<script>alert" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;" in html
+
+
+def test_export_csv_matches_the_screen_and_is_audited(world, client):
+    client.force_login(world.users["rita"])
+    params = "tenant=globex&range=all&actor_type=human"
+    expected = set(
+        AuditLog.objects.filter(
+            tenant_id=world.tenants["globex"].ref_id, actor_type="human"
+        ).values_list("pk", flat=True)
+    )
+    response = client.get(f"{LIST_URLS['portal']}/export?format=csv&{params}")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response.streaming
+    rows = list(csv.DictReader(io.StringIO(streamed(response))))
+    assert {r["id"] for r in rows} == expected
+    assert len(rows) == len(expected)
+    assert list(rows[0]) == [
+        "id",
+        "tenantId",
+        "actorType",
+        "actorId",
+        "actorName",
+        "action",
+        "resourceType",
+        "resourceId",
+        "resourceName",
+        "description",
+        "before",
+        "after",
+        "traceId",
+        "createdAt",
+    ]
+    assert rows[0]["createdAt"].endswith("Z") and "T" in rows[0]["createdAt"]
+    exported = AuditLog.objects.filter(action="exported")
+    assert exported.count() == 1
+    record = exported.get()
+    assert record.resource_type == "audit_log"
+    assert record.actor_id == world.users["rita"].ref_id
+    assert record.tenant_id == world.tenants["globex"].ref_id
+    assert record.after["filters"] == {"tenant": "globex", "range": "all", "actor_type": "human"}
+    assert record.after["format"] == "csv"
+    # The screen shows the same number (plus the export's own entry, now).
+    html = client.get(f"{LIST_URLS['portal']}?{params}").content.decode()
+    assert f"<strong>{len(expected) + 1}</strong>" in html
+
+
+def test_export_ndjson_over_several_chunks(world, client):
+    client.force_login(world.users["root"])
+    rng = random.Random(9)
+    AuditLog.objects.bulk_create(
+        [
+            make_entry(
+                tenant=None,
+                actor=("system", "bulk", "Bulk"),
+                created_at=datetime.now(UTC) - timedelta(seconds=i),
+                rng=rng,
+            )
+            for i in range(2100)
+        ]
+    )
+    expected = AuditLog.objects.count()
+    records = ndjson_records(client.get(f"{LIST_URLS['manage']}/export?format=ndjson&range=all"))
+    assert len(records) == expected == len({r["id"] for r in records})
+    assert [r["createdAt"] for r in records] == sorted(
+        (r["createdAt"] for r in records), reverse=True
+    )
+
+
+@pytest.mark.parametrize(
+    "value,cell",
+    [
+        ("=SUM(A1)", "'=SUM(A1)"),
+        ("+1", "'+1"),
+        ("-2+3", "'-2+3"),
+        ("@cmd", "'@cmd"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("plain", "plain"),
+        ("a=b", "a=b"),
+        (None, ""),
+        ({"k": "=1"}, '{"k":"=1"}'),
+    ],
+)
+def test_csv_cell_neutralises_formulas(value, cell):
+    assert csv_cell(value) == cell
+
+
+def test_csv_export_neutralises_every_column(world, client):
+    client.force_login(world.users["root"])
+    entry = make_entry(
+        tenant=None,
+        actor=("human", "=1+1", "@SUM(A1)"),
+        created_at=datetime.now(UTC),
+        rng=random.Random(2),
+        description='=HYPERLINK("http://x")',
+        resource_id="-5",
+        resource_name="+cmd",
+        action="created",
+    )
+    AuditLog.objects.bulk_create([entry])
+    response = client.get(f"{LIST_URLS['manage']}/export?format=csv&q=HYPERLINK")
+    rows = list(csv.DictReader(io.StringIO(streamed(response))))
+    assert len(rows) == 1
+    for value in rows[0].values():
+        assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+    assert rows[0]["description"] == '\'=HYPERLINK("http://x")'
+
+
+def test_export_masks_secrets(world, client):
+    client.force_login(world.users["root"])
+    entry = make_entry(
+        tenant=None,
+        actor=("human", "x", "Secret Sam"),
+        created_at=datetime.now(UTC),
+        rng=random.Random(4),
+        before={"api_key": "sk-live-123"},
+        after={"api_key": "sk-live-456"},
+    )
+    AuditLog.objects.bulk_create([entry])
+    body = streamed(client.get(f"{LIST_URLS['manage']}/export?format=ndjson&q=Secret Sam"))
+    assert "sk-live" not in body
+
+
+def test_trace_filter_link_from_detail(world, client):
+    client.force_login(world.users["root"])
+    entry = world.entries[5]
+    html = client.get(f"{LIST_URLS['manage']}/{entry.pk}/").content.decode()
+    link = f"/manage/audit?trace={entry.trace_id}&amp;range=all"
+    assert link in html
+    assert row_ids(client.get(link.replace("&amp;", "&"))) == [entry.pk]
+
+
+def test_markup_needs_no_unsafe_inline(world, client):
+    """No inline scripts, event handlers or style attributes (a strict CSP holds)."""
+    client.force_login(world.users["root"])
+    entry = world.entries[0]
+    pages = [
+        "/",
+        f"{LIST_URLS['manage']}?range=all",
+        f"{LIST_URLS['manage']}/{entry.pk}/",
+        "/accounts/login/",
+    ]
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), url
+        assert not re.search(r"\son[a-z]+\s*=", html), url
+        assert not re.search(r"\sstyle\s*=", html), url
+        assert "hx-on" not in html and "javascript:" not in html, url
+        assert '"allowEval":false' in html.replace("&quot;", '"')
