@@ -301,11 +301,9 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
     if params.trace:
         qs = qs.filter(trace_id=params.trace)
     if params.q:
-        qs = qs.filter(
-            Q(description__icontains=params.q)
-            | Q(resource_name__icontains=params.q)
-            | Q(actor_name__icontains=params.q)
-        )
+        # Substring match on description, resource and actor names; on MongoDB
+        # optionally through the text index (AuditLogQuerySet.search).
+        qs = qs.search(params.q)
     if params.custom_dates:
         if params.date_from:
             qs = qs.filter(created_at__gte=_local_midnight(params.date_from))

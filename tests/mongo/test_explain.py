@@ -87,8 +87,9 @@ def _stages(plan):
         {"tenant_id": "tenant-acme"},
         {"tenant_id": "tenant-acme", "actor_id": "user-sarah"},
         {"tenant_id": "tenant-acme", "action": "approved"},
+        {"tenant_id__in": ["tenant-acme", "tenant-globex"], "actor_type__in": ["human", "agent"]},
     ],
-    ids=["all", "tenant", "tenant+actor", "tenant+action"],
+    ids=["all", "tenant", "tenant+actor", "tenant+action", "portal"],
 )
 def test_keyset_page_uses_a_list_index_without_an_in_memory_sort(entries, filters):
     last = entries[10]
