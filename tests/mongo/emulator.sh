@@ -77,7 +77,12 @@ stop() {
         local pid
         pid=$(cat "$PIDFILE")
         kill "$pid"
-        for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        # A busy emulator finishes its current request first; then force it.
+        for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -9 "$pid"
+            for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+        fi
     fi
     rm -f "$PIDFILE"
 }
