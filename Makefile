@@ -42,6 +42,12 @@ format: install ## ruff format and autofix
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+dashboards: install ## Regenerate ops/grafana/dashboards/*.json from ops/grafana/build_dashboards.py
+	$(PY) ops/grafana/build_dashboards.py
+
+compose-check: install ## Validate docker-compose.yml against the compose specification
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+
 screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chromium)
 	$(PY) -m tests.browser.screenshots
 
@@ -51,4 +57,4 @@ bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run test test-mongo lint format screenshots bench clean
+.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots bench clean

@@ -53,6 +53,7 @@ from auditui.scopes import (
     ManageScopeMixin,
     PortalScopeMixin,
 )
+from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
@@ -265,9 +266,16 @@ class AuditExportView(AuditScreenMixin, View):
         self.record_export(scope, params, fmt)
 
         def all_rows() -> Iterator[AuditLog]:
-            if first is not None:
-                yield first
-                yield from rows
+            count = 0
+            try:
+                if first is not None:
+                    count += 1
+                    yield first
+                    for row in rows:
+                        count += 1
+                        yield row
+            finally:
+                metrics.record_export(app=scope.app.name, format=fmt, rows=count)
 
         content_type, extension = EXPORT_FORMATS[fmt]
         lines = csv_lines(all_rows()) if fmt == "csv" else ndjson_lines(all_rows())

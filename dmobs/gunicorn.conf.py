@@ -1,6 +1,16 @@
-"""gunicorn settings: tracing is configured in each worker after fork
-(the batch span processor's thread does not survive a fork)."""
+"""gunicorn settings.
 
+- Tracing is configured in each worker after fork: the batch span processor's
+  thread does not survive a fork.
+- Metrics: with ``PROMETHEUS_MULTIPROC_DIR`` set, every worker writes its
+  metric values to files there and ``/metrics`` adds them up. The directory is
+  emptied when the master starts (old workers' counters would otherwise be
+  added again) and each dead worker is marked, so its live gauges (in-flight
+  requests, queue depth) stop counting.
+- gunicorn's own log lines go through the same JSON chain as the app's.
+"""
+
+import glob
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -8,7 +18,37 @@ workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 accesslog = None
 
 
+def _logconfig() -> dict:
+    from dmobs.logger import build_logging_config
+
+    return build_logging_config(
+        level=os.environ.get("LOG_LEVEL", "INFO"),
+        log_file=os.environ.get("LOG_FILE") or None,
+        service=os.environ.get("OTEL_SERVICE_NAME", "dmobs"),
+        env=os.environ.get("DMOBS_ENV", "production"),
+        debug=False,
+    )
+
+
+logconfig_dict = _logconfig()
+
+
+def on_starting(server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for path in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(path)
+
+
 def post_fork(server, worker):
     from dmobs.tracing import configure_tracing
 
     configure_tracing()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -7,6 +7,8 @@ on the HTTPS settings that ``manage.py check --deploy`` asks for.
 
 from __future__ import annotations
 
+import ipaddress
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -41,11 +43,16 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_prometheus",
     "dmobs",
     "auditui",
 ]
 
 MIDDLEWARE = [
+    # Observability: django-prometheus measures everything between its two
+    # middlewares; RequestContextMiddleware binds the log context once the
+    # user is known.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "auditui.middleware.AppHostsMiddleware",
@@ -54,9 +61,11 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "auditui.middleware.ViewerTimeZoneMiddleware",
+    "dmobs.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "dmobs.urls"
@@ -204,12 +213,51 @@ CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (no unsafe-inline/eval): dmobs/security.py says why a
+# small middleware of ours rather than a package until Django 6.0's SECURE_CSP.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "dmobs.security.ContentSecurityPolicyMiddleware",
+)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none).
+DMOBS_TRUSTED_PROXIES = env_int("DMOBS_TRUSTED_PROXIES", 0)
+
+# --- Sign-in protection (django-axes) -----------------------------------------
+# Five failures lock sign-in for 15 minutes, counted per username and, apart
+# from that, per client address: guessing one person's password from many
+# addresses and trying many usernames from one address are both stopped.
+# Attempts during a lockout are refused (and audited) without extending it,
+# so an attacker cannot keep a person locked out for longer than the cool-off
+# by going on. Every failure and lockout is an audit entry (dmobs/signals.py).
+INSTALLED_APPS.append("axes")
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last: turns a lockout into the page
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username"], ["ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_IP_CALLABLE = "dmobs.security.client_ip"
+AXES_USERNAME_CALLABLE = "dmobs.security.axes_username"
+AXES_VERBOSE = False  # our own audit entries and logs say what happened
 
 # --- Audit writer ------------------------------------------------------------
 AUDIT_WRITER_MODE = env_str("AUDIT_WRITER_MODE", "thread")
 if AUDIT_WRITER_MODE not in ("thread", "inline"):
     raise ImproperlyConfigured(
         f"AUDIT_WRITER_MODE must be 'thread' or 'inline', got {AUDIT_WRITER_MODE!r}"
+    )
+# memory: entries wait in the queue (fast; a SIGKILL loses what is queued).
+# disk: entries reach the fsynced spool before audit_log() returns (group commit).
+AUDIT_DURABILITY = env_str("AUDIT_DURABILITY", "memory")
+if AUDIT_DURABILITY not in ("memory", "disk"):
+    raise ImproperlyConfigured(
+        f"AUDIT_DURABILITY must be 'memory' or 'disk', got {AUDIT_DURABILITY!r}"
     )
 AUDIT_SPOOL_DIR = Path(env_str("AUDIT_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
 AUDIT_BATCH_SIZE = env_int("AUDIT_BATCH_SIZE", 500)
@@ -222,6 +270,21 @@ AUDIT_EXIT_FLUSH_TIMEOUT = env_float("AUDIT_EXIT_FLUSH_TIMEOUT", 10.0)
 SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "dmobs")
 LOG_FILE = env_str("LOG_FILE")
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+DMOBS_ACCESS_LOG = env_bool("DMOBS_ACCESS_LOG", True)  # one "request" line per request
+
+# /metrics answers an allowed client address (or network) or the bearer token.
+DMOBS_METRICS_ALLOWED_IPS = env_list("DMOBS_METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+try:
+    DMOBS_METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(item, strict=False) for item in DMOBS_METRICS_ALLOWED_IPS
+    ]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DMOBS_METRICS_ALLOWED_IPS: {exc}") from None
+DMOBS_METRICS_TOKEN = env_str("DMOBS_METRICS_TOKEN")
+if not DMOBS_METRICS_TOKEN and env_str("DMOBS_METRICS_TOKEN_FILE"):
+    # The same file can be mounted into Prometheus (credentials_file).
+    DMOBS_METRICS_TOKEN = Path(env_str("DMOBS_METRICS_TOKEN_FILE")).read_text().strip() or None
+DMOBS_METRICS_MAX_TENANTS = env_int("DMOBS_METRICS_MAX_TENANTS", 200)
 
 from dmobs.logger import build_logging_config  # noqa: E402  (needs the values above)
 

@@ -1,11 +1,22 @@
-"""Sign-in, sign-out and failed sign-in are audited like any other action."""
+"""Sign-in, sign-out, failed sign-in and sign-in lockouts are audited like any
+other action.
+
+A failed sign-in for a username that exists is recorded against that person
+(their ``ref_id`` and tenant), so their tenant admin sees attempts on their
+accounts; one for an unknown username is a platform-level entry (no tenant),
+seen only by super admins, so a tenant's screen never lists strangers' guesses.
+The password is never recorded.
+"""
 
 from __future__ import annotations
 
+from axes.signals import user_locked_out
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from dmobs.audit import audit_log, tenant_ref_for_user
+from dmobs.security import client_ip
 
 MAX_USERNAME = 150
 
@@ -13,7 +24,17 @@ MAX_USERNAME = 150
 def _client_address(request) -> str | None:
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR")
+    return client_ip(request)
+
+
+def _attempted(username: str) -> tuple[str | None, str, str]:
+    """(tenant ref, actor id, actor name) for a sign-in attempt on ``username``."""
+    user_model = get_user_model()
+    user = user_model._default_manager.filter(**{user_model.USERNAME_FIELD: username}).first()
+    if user is None:
+        # Field limits of audit_logs: actorId 64, actorName 200 (usernames may be 150).
+        return None, f"unknown:{username[:56]}", username[:200]
+    return tenant_ref_for_user(user), user.ref_id, user.get_full_name() or user.get_username()
 
 
 @receiver(user_logged_in, dispatch_uid="dmobs_audit_logged_in")
@@ -52,15 +73,55 @@ def audit_logged_out(sender, request, user, **kwargs):
 @receiver(user_login_failed, dispatch_uid="dmobs_audit_login_failed")
 def audit_login_failed(sender, credentials, request=None, **kwargs):
     username = str(credentials.get("username") or "")[:MAX_USERNAME] or "(blank)"
+    tenant_id, actor_id, actor_name = _attempted(username)
+    # django-axes refused the attempt without checking the password: sign-in is
+    # paused. (On the failure that starts a pause axes has counted the attempt,
+    # so axes_failures_since_start is set; on a refused one it is not.)
+    refused = bool(getattr(request, "axes_locked_out", False)) and (
+        getattr(request, "axes_failures_since_start", None) is None
+    )
+    description = f"Failed sign-in for {username!r}"
+    if refused:
+        description += " (refused: sign-in is paused after repeated failures)"
     audit_log(
-        tenant_id=None,
+        tenant_id=tenant_id,
         actor_type="human",
-        actor_id=f"unknown:{username}",
-        actor_name=username,
+        actor_id=actor_id,
+        actor_name=actor_name,
         action="failed",
         resource_type="session",
-        resource_id=username,
+        resource_id=username[:128],
         resource_name=username,
-        description=f"Failed sign-in for {username!r}",
-        after={"address": _client_address(request)},
+        description=description,
+        after={"address": _client_address(request), "refused": refused},
+    )
+
+
+@receiver(user_locked_out, dispatch_uid="dmobs_audit_locked_out")
+def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwargs):
+    # django-axes sends this on the failure that starts a lockout and again on
+    # every refused attempt during it; the refused ones are already "failed"
+    # entries, so record the lockout once: on the request that counted a failure.
+    if getattr(request, "axes_failures_since_start", None) is None:
+        return
+    username = str(username or "")[:MAX_USERNAME] or "(blank)"
+    tenant_id, actor_id, actor_name = _attempted(username)
+    audit_log(
+        tenant_id=tenant_id,
+        actor_type="system",
+        actor_id="axes",
+        actor_name="Sign-in protection",
+        action="locked_out",
+        resource_type="session",
+        resource_id=username[:128],
+        resource_name=username,
+        description=(
+            f"Sign-in paused for {username!r} from {ip_address or 'an unknown address'} "
+            f"after {request.axes_failures_since_start} failed attempts"
+        ),
+        after={
+            "address": ip_address,
+            "failures": request.axes_failures_since_start,
+            "userId": None if actor_id.startswith("unknown:") else actor_id,
+        },
     )

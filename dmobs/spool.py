@@ -1,19 +1,40 @@
-"""The append-only disk spool of the audit writer.
+"""The append-only disk spool (and, with ``AUDIT_DURABILITY=disk``, journal) of the
+audit writer.
 
-When the audit store is down (or the queue is full) entries are appended to a
-spool file, one JSON record per line, fsynced before the append returns. Each
-process appends to a file of its own; replay takes a file under an exclusive
-``flock``, inserts every complete line (idempotently: the id is fixed), and
-unlinks the file while still holding the lock. An appender that had the file
-open re-checks ``st_nlink`` after locking, so it never writes into a file that
-replay has already removed.
+Entries are appended to a *segment* file, one JSON record per line, and
+``fdatasync``ed before ``append()`` returns. Each process writes segments of its
+own and holds an exclusive ``flock`` on its open segment for as long as it has
+it open, which is how a replayer tells a live segment from one whose process
+died: a dead process's locks are gone, so its segments can be replayed, while a
+running process's open segment is left alone (its own writer stores it).
 
-A line that cannot be parsed (a torn tail after a crash, or damage) is moved to
-a ``.torn`` quarantine file next to it and reported; everything else replays.
+Group commit: concurrent ``append()`` calls queue their lines; the first caller
+to find no write in progress becomes the leader, writes every queued line with
+one ``write`` + one ``fdatasync``, and wakes the others. Under load many
+callers share one disk flush, which is what keeps ``AUDIT_DURABILITY=disk``
+fast.
+
+Two uses:
+
+* spill (``needs_replay=True``, the default): the entries could not be stored
+  (store down, queue full, shutdown); the segment must be replayed later.
+* journal (``needs_replay=False``, durability ``disk``): every entry is written
+  here before ``audit_log()`` returns and also queued for the store. The writer
+  reports stored entries with ``mark_done()``; once everything appended to the
+  open segment is stored, it is truncated to empty, and a rotated segment whose
+  entries are all stored is removed. An entry the store refused is reported with
+  ``stored=False``, which turns its segment into one to replay.
+
+Replay takes each segment it can lock, inserts every complete line with an
+idempotent ``write`` (the id is fixed before the first insert), and removes the
+file while still holding the lock. A line that cannot be parsed (a torn tail
+after a crash, or damage) is copied to a ``.torn`` quarantine file next to it,
+logged at error level and counted; everything else replays.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -33,6 +54,7 @@ log = get_logger("dmobs.spool")
 
 SPOOL_SUFFIX = ".ndjson"
 TORN_SUFFIX = ".torn"
+DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -41,81 +63,255 @@ class ReplayReport:
     replayed: int = 0
     torn_lines: int = 0
     torn_files: list[str] = field(default_factory=list)
+    skipped_live: int = 0
+
+
+@dataclass
+class _Segment:
+    generation: int
+    path: Path
+    fd: int
+    appended: int = 0  # entries durably in the file
+    done: int = 0  # of those, entries the writer has stored (or handed to replay)
+    needs_replay: bool = False
 
 
 class Spool:
-    def __init__(self, directory: Path | str):
+    def __init__(
+        self, directory: Path | str, *, max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES
+    ):
         self.directory = Path(directory)
-        self._lock = threading.Lock()
-        self._fd: int | None = None
-        self._path: Path | None = None
+        self.max_segment_bytes = max_segment_bytes
+        # Group commit state, guarded by _cond.
+        self._cond = threading.Condition()
+        self._queued: list[tuple[int, bytes, int, bool]] = []
+        self._next_seq = 1
+        self._resolved_seq = 0
+        self._leader_busy = False
+        self._outcomes: dict[int, int | OSError] = {}
+        # Files, guarded by _io: the open segment and rotated ones still tracked.
+        self._io = threading.Lock()
+        self._current: _Segment | None = None
+        self._rotated: dict[int, _Segment] = {}
+        self._generation = 0
+        self._owner_pid = os.getpid()
+        self.disk_flushes = 0  # fdatasync calls, for tests and benchmarks of group commit
 
     # --- append --------------------------------------------------------------
-    def _open_new(self) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"spool-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}{SPOOL_SUFFIX}"
-        self._path = self.directory / name
-        fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        dir_fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # the new name survives a crash
-        finally:
-            os.close(dir_fd)
-        return fd
+    def append(self, entries: Iterable[dict[str, Any]], *, needs_replay: bool = True) -> int:
+        """Append entries durably and return the generation of the segment.
 
-    def append(self, entries: Iterable[dict[str, Any]]) -> int:
-        """Append entries durably; raise OSError when the disk refuses."""
+        Raises ``OSError`` when the disk refuses (not writable, full); a failed
+        write is cut back off the file, so it never leaves half a line before
+        the next one.
+        """
         payload = "".join(
             json.dumps(entry_to_record(e), separators=(",", ":"), ensure_ascii=False) + "\n"
             for e in entries
         ).encode()
         if not payload:
-            return 0
+            return self._generation
         count = payload.count(b"\n")
-        with self._lock:
-            if self._fd is not None and self._path is not None and os.getpid() != self._owner:
-                self._fd = None  # inherited across fork: use a file of our own
-            while True:
-                if self._fd is None:
-                    self._fd = self._open_new()
-                    self._owner = os.getpid()
-                fcntl.flock(self._fd, fcntl.LOCK_EX)
-                if os.fstat(self._fd).st_nlink == 0:
-                    # Replay took and removed this file; start a new one.
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
-                    os.close(self._fd)
-                    self._fd = None
+        with self._cond:
+            seq = self._next_seq
+            self._next_seq += 1
+            self._queued.append((seq, payload, count, needs_replay))
+            while seq > self._resolved_seq:
+                if self._leader_busy:
+                    self._cond.wait()
                     continue
-                break
-            try:
-                view = memoryview(payload)
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-                os.fsync(self._fd)
-            finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-        metrics.AUDIT_SPOOLED.inc(count)
-        return count
+                self._lead()
+            outcome = self._outcomes.pop(seq)
+        if isinstance(outcome, OSError):
+            raise outcome
+        return outcome
 
-    _owner: int = -1
+    def _lead(self) -> None:
+        """Write every queued line with one write and one flush (called holding _cond)."""
+        self._leader_busy = True
+        group, self._queued = self._queued, []
+        outcome: int | OSError = OSError(errno.EINTR, "spool write interrupted")
+        self._cond.release()
+        try:
+            try:
+                outcome = self._write_group(group)
+            except OSError as exc:
+                outcome = exc
+        finally:
+            self._cond.acquire()
+            for seq, *_ in group:
+                self._outcomes[seq] = outcome
+            self._resolved_seq = group[-1][0]
+            self._leader_busy = False
+            self._cond.notify_all()
+
+    def _write_group(self, group: list[tuple[int, bytes, int, bool]]) -> int:
+        data = b"".join(payload for _, payload, _, _ in group)
+        count = sum(n for _, _, n, _ in group)
+        with self._io:
+            segment = self._open_segment()
+            start = os.fstat(segment.fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(segment.fd, view)
+                    view = view[written:]
+                os.fdatasync(segment.fd)
+                self.disk_flushes += 1
+            except OSError:
+                # Cut the partial write back off so the next line starts clean;
+                # if even that fails, retire the file (replay quarantines the tail).
+                try:
+                    os.ftruncate(segment.fd, start)
+                except OSError:
+                    self._seal_current(force=True)
+                raise
+            segment.appended += count
+            if any(needs_replay for *_, needs_replay in group):
+                segment.needs_replay = True
+            generation = segment.generation
+            if start + len(data) >= self.max_segment_bytes:
+                self._seal_current(force=False)
+        metrics.AUDIT_SPOOLED.inc(count)
+        return generation
+
+    def _open_segment(self) -> _Segment:
+        if self._current is not None and os.getpid() != self._owner_pid:
+            # Inherited across fork: the parent owns that file and its lock.
+            os.close(self._current.fd)
+            self._current = None
+            self._rotated = {}
+        if self._current is not None:
+            return self._current
+        self._owner_pid = os.getpid()
+        # Entries carry before/after states: only this user may read the spool.
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"spool-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}{SPOOL_SUFFIX}"
+        path = self.directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held while this process has the file open
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)  # the new name survives a crash
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            os.close(fd)
+            raise
+        self._generation += 1
+        self._current = _Segment(self._generation, path, fd)
+        return self._current
+
+    def _seal_current(self, *, force: bool) -> None:
+        """Stop appending to the open segment (called holding _io)."""
+        segment = self._current
+        if segment is None:
+            return
+        self._current = None
+        if force or segment.needs_replay:
+            os.close(segment.fd)  # releases the lock: replay may take it now
+        else:
+            # Journal entries still on their way to the store: keep tracking.
+            self._rotated[segment.generation] = segment
+            self._retire_if_done(segment)
+
+    # --- journal bookkeeping ---------------------------------------------------
+    def mark_done(self, generation: int, count: int, *, stored: bool) -> None:
+        """The writer is done with ``count`` journal entries of ``generation``.
+
+        ``stored=False`` means the store refused them: they stay in the file,
+        which becomes a segment to replay.
+        """
+        with self._io:
+            segment = self._current
+            if segment is None or segment.generation != generation:
+                segment = self._rotated.get(generation)
+            if segment is None:
+                return  # already handed to replay
+            segment.done += count
+            if not stored:
+                segment.needs_replay = True
+                if segment is not self._current:
+                    del self._rotated[generation]
+                    os.close(segment.fd)
+                return
+            self._retire_if_done(segment)
+
+    def _retire_if_done(self, segment: _Segment) -> None:
+        if segment.needs_replay or segment.done < segment.appended:
+            return
+        if segment is self._current:
+            if segment.appended:
+                os.ftruncate(segment.fd, 0)  # every entry in it is stored
+                segment.appended = segment.done = 0
+            return
+        self._rotated.pop(segment.generation, None)
+        try:
+            os.unlink(segment.path)
+        except FileNotFoundError:
+            pass
+        os.close(segment.fd)
+
+    def seal(self) -> None:
+        """Make the open segment replayable if it holds entries that need replay."""
+        with self._io:
+            if self._current is not None and self._current.needs_replay:
+                self._seal_current(force=True)
 
     def close(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-                self._fd = None
+        """Close every file; remove those whose entries are all stored."""
+        with self._io:
+            segments = list(self._rotated.values())
+            if self._current is not None:
+                segments.append(self._current)
+            self._current = None
+            self._rotated = {}
+            for segment in segments:
+                if os.getpid() != self._owner_pid:
+                    continue
+                if not segment.needs_replay and segment.done >= segment.appended:
+                    try:
+                        os.unlink(segment.path)
+                    except FileNotFoundError:
+                        pass
+                os.close(segment.fd)
+
+    def __del__(self) -> None:
+        # A dropped spool must not keep its files locked (or its descriptors open).
+        segments = list(getattr(self, "_rotated", {}).values())
+        if getattr(self, "_current", None) is not None:
+            segments.append(self._current)
+        for segment in segments:
+            if os.getpid() == self._owner_pid:
+                try:
+                    os.close(segment.fd)
+                except OSError:
+                    pass
 
     # --- replay ----------------------------------------------------------------
     def pending_files(self) -> list[Path]:
+        """Every segment file in the directory, live or not."""
         if not self.directory.is_dir():
             return []
         return sorted(p for p in self.directory.iterdir() if p.name.endswith(SPOOL_SUFFIX))
 
     def has_pending(self) -> bool:
-        pending = self.pending_files()
-        metrics.AUDIT_SPOOL_PENDING.set(len(pending))
-        return bool(pending)
+        """Are there segments to replay (not held open by a running writer)?"""
+        replayable = 0
+        for path in self.pending_files():
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                replayable += 1
+            except BlockingIOError:
+                pass
+            finally:
+                os.close(fd)
+        return bool(replayable)
 
     def replay(
         self, write: Callable[[list[dict[str, Any]]], int], *, batch_size: int = 1000
@@ -124,47 +320,57 @@ class Spool:
 
         ``write`` must be idempotent on the entry id. If it raises, the file is
         kept whole and the error propagates: a later replay starts it again.
+        This spool's own spilled segment is sealed first; journal segments still
+        in use, here or in another running process, are skipped and counted in
+        ``skipped_live``.
         """
+        self.seal()
         report = ReplayReport()
         for path in self.pending_files():
             try:
-                fd = os.open(path, os.O_RDWR)
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             except FileNotFoundError:
                 continue  # another process replayed it meanwhile
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    report.skipped_live += 1
+                    continue
                 if os.fstat(fd).st_nlink == 0:
                     continue
-                data = _read_all(fd)
-                entries, torn = _parse(data)
+                entries, torn = _parse(_read_all(fd))
                 for start in range(0, len(entries), batch_size):
                     write(entries[start : start + batch_size])
                 if torn:
-                    torn_path = path.with_name(path.name[: -len(SPOOL_SUFFIX)] + TORN_SUFFIX)
-                    with open(torn_path, "ab") as out:
-                        for _line_no, raw in torn:
-                            out.write(raw + b"\n")
-                        out.flush()
-                        os.fsync(out.fileno())
-                    for line_no, raw in torn:
-                        log.error(
-                            "audit spool line unreadable, moved to quarantine",
-                            spool_file=str(path),
-                            quarantine_file=str(torn_path),
-                            line=line_no,
-                            bytes=len(raw),
-                        )
-                    metrics.AUDIT_TORN_LINES.inc(len(torn))
-                    report.torn_lines += len(torn)
-                    report.torn_files.append(str(torn_path))
+                    _quarantine(path, torn, report)
                 os.unlink(path)
                 report.files += 1
                 report.replayed += len(entries)
                 metrics.AUDIT_REPLAYED.inc(len(entries))
             finally:
                 os.close(fd)
-        metrics.AUDIT_SPOOL_PENDING.set(len(self.pending_files()))
         return report
+
+
+def _quarantine(path: Path, torn: list[tuple[int, bytes]], report: ReplayReport) -> None:
+    torn_path = path.with_name(path.name[: -len(SPOOL_SUFFIX)] + TORN_SUFFIX)
+    with open(torn_path, "ab") as out:
+        for _line_no, raw in torn:
+            out.write(raw + b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+    for line_no, raw in torn:
+        log.error(
+            "audit spool line unreadable, moved to quarantine",
+            spool_file=str(path),
+            quarantine_file=str(torn_path),
+            line=line_no,
+            bytes=len(raw),
+        )
+    metrics.AUDIT_TORN_LINES.inc(len(torn))
+    report.torn_lines += len(torn)
+    report.torn_files.append(str(torn_path))
 
 
 def _read_all(fd: int) -> bytes:
@@ -180,12 +386,11 @@ def _read_all(fd: int) -> bytes:
 def _parse(data: bytes) -> tuple[list[dict[str, Any]], list[tuple[int, bytes]]]:
     entries: list[dict[str, Any]] = []
     torn: list[tuple[int, bytes]] = []
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         if not raw.strip():
             continue
         try:
             entries.append(record_to_entry(json.loads(raw)))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             torn.append((number, raw))
     return entries, torn

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.http import HttpResponse
 from django.urls import include, path
 
+from dmobs import views as dmobs_views
+
 
 def healthz(request):
     return HttpResponse("ok", content_type="text/plain")
@@ -9,6 +11,7 @@ def healthz(request):
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", dmobs_views.metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("auditui.urls")),
 ]

@@ -8,6 +8,21 @@ spool (fsynced) and the writer retries with exponential backoff; once the
 store answers again it replays the spool. A full queue spills to the spool on
 the caller's thread, so nothing is dropped and ``audit_log()`` never blocks on
 the database. ``flush()`` drains everything; it also runs at interpreter exit.
+
+Durability (``AUDIT_DURABILITY``):
+
+* ``memory`` (default): an entry lives in the queue until it is stored or
+  spooled; a SIGKILL or power loss can lose what is still queued.
+* ``disk``: ``audit_log()`` first appends the entry to the fsynced spool
+  (group commit: concurrent callers share one flush) and only then queues it.
+  Once stored, the spool segment is truncated (or removed when rotated). If the
+  store refuses it, the entry stays in the spool for replay and is not written
+  to disk a second time. Nothing that ``audit_log()`` returned for is lost by a
+  crash of the process.
+
+A spool that cannot be written (directory not writable, disk full) never raises
+in the caller: it is logged at error level and counted in
+``dmobs_audit_spool_errors``.
 """
 
 from __future__ import annotations
@@ -18,6 +33,7 @@ import queue
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -87,6 +103,13 @@ class _FlushMarker:
         self.done = threading.Event()
 
 
+DURABILITIES = ("memory", "disk")
+
+# A queue item: the entry and the generation of the journal segment that holds
+# it (``None`` when it is only in memory).
+_Item = tuple[dict[str, Any], int | None]
+
+
 class AuditWriter:
     def __init__(
         self,
@@ -98,14 +121,18 @@ class AuditWriter:
         queue_size: int = 100_000,
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
+        durability: str = "memory",
         clock: Callable[[], float] = time.monotonic,
     ):
+        if durability not in DURABILITIES:
+            raise ValueError(f"durability must be one of {DURABILITIES}, got {durability!r}")
         self.store = store
         self.spool = spool
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.retry_initial = retry_initial
         self.retry_max = retry_max
+        self.durability = durability
         self._clock = clock
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
@@ -116,37 +143,55 @@ class AuditWriter:
         self._next_retry = 0.0
         self._spool_pending = True  # check the spool directory once at start
         self._last_spool_scan = 0.0
-        metrics.AUDIT_QUEUE_DEPTH.set_function(self._queue.qsize)
+        # Items the writer thread has taken off the queue and not yet finished
+        # with; close() spools them if the thread is stuck at exit.
+        self._inflight: list[_Item] = []
 
     # --- caller side -----------------------------------------------------------
     def submit(self, entry: dict[str, Any]) -> None:
-        """Hand an entry to the writer; never blocks on the store, never drops."""
-        metrics.AUDIT_ACCEPTED.inc()
+        """Hand an entry to the writer; never blocks on the store, never drops,
+        never raises for a disk problem (that is logged and counted)."""
+        metrics.entry_accepted(entry)
         if self._thread is None:
             self._ensure_started()
+        generation = None
+        if self.durability == "disk":
+            try:
+                generation = self.spool.append([entry], needs_replay=False)
+            except OSError as exc:
+                # Still queued for the store: only the crash guarantee is lost.
+                self._report_spool_error([entry], reason="durable append", exc=exc)
         try:
-            self._queue.put_nowait(entry)
+            self._queue.put_nowait((entry, generation))
         except queue.Full:
-            self._spill([entry], reason="queue full")
+            if generation is not None:
+                self.spool.mark_done(generation, 1, stored=False)  # on disk already
+                self._spool_pending = True
+            else:
+                self._spill([entry], reason="queue full")
 
     def _spill(self, entries: list[dict[str, Any]], *, reason: str) -> None:
         try:
             self.spool.append(entries)
             self._spool_pending = True
         except OSError as exc:
-            # The last resort failed: say so loudly and keep the caller alive.
-            metrics.AUDIT_SPOOL_ERRORS.inc(len(entries))
-            log.error(
-                "audit entries could not be spooled",
-                reason=reason,
-                error=str(exc),
-                entries=len(entries),
-                spool_dir=str(self.spool.directory),
-                ids=[e.get("id") for e in entries[:20]],
-            )
+            self._report_spool_error(entries, reason=reason, exc=exc)
+
+    def _report_spool_error(self, entries: list[dict[str, Any]], *, reason: str, exc: OSError):
+        # The last resort failed: say so loudly and keep the caller alive.
+        metrics.AUDIT_SPOOL_ERRORS.inc(len(entries))
+        log.error(
+            "audit entries could not be spooled",
+            reason=reason,
+            error=str(exc),
+            entries=len(entries),
+            spool_dir=str(self.spool.directory),
+            ids=[e.get("id") for e in entries[:20]],
+        )
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every entry accepted so far is stored or spooled.
+        """Wait until every entry accepted so far is stored, or spooled while the
+        store is down (a flush also retries the spool at once).
 
         Returns False when ``timeout`` passed first.
         """
@@ -170,9 +215,16 @@ class AuditWriter:
             self._queue.put_nowait(_FlushMarker())  # wake the thread so it sees _stopping
         except queue.Full:
             pass
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-        self._drain_to_spool()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout=timeout)
+        leftovers = self._take_all()
+        if thread is not None and thread.is_alive():
+            # Stuck in a write: its batch may or may not reach the store, and
+            # the interpreter will not wait for a daemon thread. Spool it too;
+            # replay inserts each id at most once.
+            leftovers = list(self._inflight) + leftovers
+        self._park(leftovers, reason="shutdown")
         self.spool.close()
 
     # --- writer thread ----------------------------------------------------------
@@ -201,17 +253,21 @@ class AuditWriter:
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
         batch, markers = self._collect(first_timeout=max(wait, 0.01))
+        # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
+        metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
             self._write(batch)
-        self._maybe_replay()
+        self._inflight = []
+        self._maybe_replay(force=bool(markers))
         for marker in markers:
             marker.done.set()
 
     def _retry_wait(self) -> float:
         return max(0.01, min(self.flush_interval, self._next_retry - self._clock()))
 
-    def _collect(self, *, first_timeout: float) -> tuple[list[dict], list[_FlushMarker]]:
-        batch: list[dict] = []
+    def _collect(self, *, first_timeout: float) -> tuple[list[_Item], list[_FlushMarker]]:
+        batch: list[_Item] = []
+        self._inflight = batch
         markers: list[_FlushMarker] = []
         try:
             item = self._queue.get(timeout=first_timeout)
@@ -225,7 +281,7 @@ class AuditWriter:
                 deadline = 0.0
             else:
                 batch.append(item)
-            if len(batch) >= self.batch_size:
+            if len(batch) >= self.batch_size or self._stopping:
                 break
             remaining = deadline - time.monotonic()
             try:
@@ -238,19 +294,42 @@ class AuditWriter:
                 break
         return batch, markers
 
-    def _write(self, batch: list[dict]) -> None:
+    def _write(self, batch: list[_Item]) -> None:
         if self._store_down and self._clock() < self._next_retry:
-            self._spill(batch, reason="audit store down")
+            self._park(batch, reason="audit store down")
             return
         try:
-            self.store.write(batch)
+            self.store.write([entry for entry, _ in batch])
         except Exception as exc:  # noqa: BLE001 - any store failure means "spool it"
             metrics.AUDIT_STORE_ERRORS.inc()
             self._mark_down(exc)
-            self._spill(batch, reason="audit store write failed")
+            self._park(batch, reason="audit store write failed")
             return
         metrics.AUDIT_WRITTEN.inc(len(batch))
         self._mark_up()
+        self._journal_done(batch, stored=True)
+
+    def _park(self, items: list[_Item], *, reason: str) -> None:
+        """Leave items for replay: journaled ones stay in their segment, the
+        rest are spilled to the spool."""
+        if not items:
+            return
+        self._journal_done(items, stored=False)
+        memory_only = [entry for entry, generation in items if generation is None]
+        if memory_only:
+            self._spill(memory_only, reason=reason)
+
+    def _journal_done(self, items: list[_Item], *, stored: bool) -> None:
+        counts = Counter(generation for _, generation in items if generation is not None)
+        if not counts:
+            return
+        for generation, count in counts.items():
+            try:
+                self.spool.mark_done(generation, count, stored=stored)
+            except OSError as exc:  # truncating a stored journal failed: replay copes
+                log.error("audit journal bookkeeping failed", error=str(exc))
+        if not stored:
+            self._spool_pending = True
 
     def _mark_down(self, exc: Exception) -> None:
         if not self._store_down:
@@ -265,7 +344,7 @@ class AuditWriter:
         self._store_down = False
         self._backoff = self.retry_initial
 
-    def _maybe_replay(self) -> None:
+    def _maybe_replay(self, *, force: bool = False) -> None:
         now = self._clock()
         if not self._spool_pending and now - self._last_spool_scan > 30:
             # Other processes (or an earlier run) may have left spool files.
@@ -273,7 +352,7 @@ class AuditWriter:
             self._spool_pending = self.spool.has_pending()
         if not self._spool_pending:
             return
-        if self._store_down and now < self._next_retry:
+        if self._store_down and now < self._next_retry and not force:
             return
         try:
             report = self.replay()
@@ -301,13 +380,8 @@ class AuditWriter:
             self._write(batch[: self.batch_size])
             batch = batch[self.batch_size :]
 
-    def _drain_to_spool(self) -> None:
-        batch = self._take_all()
-        if batch:
-            self._spill(batch, reason="shutdown")
-
-    def _take_all(self) -> list[dict]:
-        items: list[dict] = []
+    def _take_all(self) -> list[_Item]:
+        items: list[_Item] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -324,12 +398,14 @@ class InlineAuditWriter(AuditWriter):
 
     For scripts that want an entry stored before they go on, and for tests
     whose database transaction must also hold the audit entries. Set with
-    ``AUDIT_WRITER_MODE=inline``; the default is the background thread.
+    ``AUDIT_WRITER_MODE=inline``; the default is the background thread. The
+    entry is stored (or spooled, fsynced) before ``submit()`` returns, which is
+    at least as durable as ``AUDIT_DURABILITY=disk``.
     """
 
     def submit(self, entry: dict[str, Any]) -> None:
-        metrics.AUDIT_ACCEPTED.inc()
-        self._write([entry])
+        metrics.entry_accepted(entry)
+        self._write([(entry, None)])
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         return True
@@ -352,6 +428,7 @@ def build_writer() -> AuditWriter:
         flush_interval=settings.AUDIT_FLUSH_INTERVAL,
         queue_size=settings.AUDIT_QUEUE_SIZE,
         retry_max=settings.AUDIT_RETRY_MAX_SECONDS,
+        durability=getattr(settings, "AUDIT_DURABILITY", "memory"),
     )
 
 

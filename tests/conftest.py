@@ -13,17 +13,28 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from dmobs import writer as writer_module
+from dmobs.tracing import configure_tracing
 
 _EXPORTER = InMemorySpanExporter()
 _PROVIDER = TracerProvider()
 _PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 trace.set_tracer_provider(_PROVIDER)
+# Instrument Django and the drivers against that provider, so requests in
+# tests produce real server spans (configure_tracing keeps an SDK provider).
+configure_tracing()
 
 
 @pytest.fixture
 def span_exporter():
     _EXPORTER.clear()
     yield _EXPORTER
+    _EXPORTER.clear()
+
+
+@pytest.fixture(autouse=True)
+def _clear_spans():
+    """Instrumented requests and queries record spans in every test: drop them."""
+    yield
     _EXPORTER.clear()
 
 

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from auditui.views import csv_cell
 from dmobs.models import AuditLog
@@ -141,8 +142,16 @@ def test_export_ndjson_over_several_chunks(world, client):
         ]
     )
     expected = AuditLog.objects.count()
+    labels = {"app": "manage", "format": "ndjson"}
+    exports_before = REGISTRY.get_sample_value("dmobs_audit_exports_total", labels) or 0
+    rows_before = REGISTRY.get_sample_value("dmobs_audit_export_rows_total", labels) or 0
     records = ndjson_records(client.get(f"{LIST_URLS['manage']}/export?format=ndjson&range=all"))
     assert len(records) == expected == len({r["id"] for r in records})
+    # The export shows up on the "Audit activity" dashboard's export panels.
+    assert REGISTRY.get_sample_value("dmobs_audit_exports_total", labels) == exports_before + 1
+    assert REGISTRY.get_sample_value("dmobs_audit_export_rows_total", labels) == (
+        rows_before + expected
+    )
     assert [r["createdAt"] for r in records] == sorted(
         (r["createdAt"] for r in records), reverse=True
     )

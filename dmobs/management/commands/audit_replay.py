@@ -1,4 +1,11 @@
-"""Replay the audit spool into the audit store by hand (idempotent)."""
+"""Replay the audit spool into the audit store by hand (idempotent).
+
+Run it after a crash (or with the app stopped) to insert what a process left in
+``AUDIT_SPOOL_DIR``. Segments still held open by a running writer are skipped:
+that writer stores them itself. Unreadable (torn) lines are moved to a ``.torn``
+file and reported on stderr; the command then exits with status 0, because
+everything readable was stored.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +46,11 @@ class Command(BaseCommand):
                 "(entries already stored were skipped)."
             )
         )
+        if report.skipped_live:
+            self.stdout.write(
+                f"{report.skipped_live} file(s) are held open by a running writer and were "
+                "left to it."
+            )
         if report.torn_lines:
             self.stderr.write(
                 self.style.WARNING(

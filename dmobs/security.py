@@ -1,0 +1,113 @@
+"""Security headers Django 5.2 does not set itself: Content-Security-Policy.
+
+Django gains built-in CSP support only in 6.0. Until then this small
+middleware sends one fixed policy on every response. We chose it over
+django-csp because the policy is static (no nonces: the screens use no inline
+script or style, and htmx is configured without ``eval``), so a dependency with
+its own settings format would add more than it saves; when the project moves
+to Django 6.0 this becomes ``SECURE_CSP`` and the middleware goes.
+
+The policy allows nothing inline and nothing from other origins:
+
+* ``default-src 'self'``, ``script-src 'self'``, ``style-src 'self'``: no
+  ``unsafe-inline``, no ``unsafe-eval``, so an injected ``<script>`` or event
+  handler attribute does not run even if escaping were ever missed;
+* ``img-src 'self' data:``; ``object-src 'none'``; ``base-uri 'none'``;
+* ``form-action 'self'``: a form cannot post credentials elsewhere;
+* ``frame-ancestors 'none'``: no framing (clickjacking), like X-Frame-Options DENY.
+
+``X-Content-Type-Options``, ``Referrer-Policy``, HSTS and the cookie flags come
+from Django's own ``SecurityMiddleware`` and settings (see dmobs/settings.py).
+A view may set its own ``Content-Security-Policy``; it is then left as it is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+DEFAULT_POLICY: dict[str, str] = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self'",
+    "img-src": "'self' data:",
+    "font-src": "'self'",
+    "connect-src": "'self'",
+    "frame-ancestors": "'none'",
+    "form-action": "'self'",
+    "base-uri": "'none'",
+    "object-src": "'none'",
+}
+
+
+def build_policy(directives: dict[str, str]) -> str:
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+class ContentSecurityPolicyMiddleware:
+    """Adds ``Content-Security-Policy`` to every response that has none."""
+
+    header = "Content-Security-Policy"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+        directives = getattr(settings, "DMOBS_CSP", None) or DEFAULT_POLICY
+        for name, value in directives.items():
+            if "unsafe-" in value:
+                # A policy with unsafe-inline/eval would quietly undo the point of it.
+                from django.core.exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured(f"DMOBS_CSP {name} must not allow {value!r}")
+        self.policy = build_policy(directives)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if self.header not in response:
+            response[self.header] = self.policy
+        return response
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The client's address for sign-in throttling and the audit log.
+
+    ``REMOTE_ADDR`` unless ``DMOBS_TRUSTED_PROXIES`` (the number of reverse
+    proxies in front of the app, default 0) says there are proxies that append
+    to ``X-Forwarded-For``; then the address the outermost trusted proxy saw.
+    Entries further left are the client's own claims and are never trusted, so
+    a client cannot dodge the per-address limit by sending the header itself.
+    """
+    trusted = getattr(settings, "DMOBS_TRUSTED_PROXIES", 0)
+    if trusted > 0:
+        forwarded = [
+            part.strip()
+            for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            if part.strip()
+        ]
+        if len(forwarded) >= trusted:
+            candidate = forwarded[-trusted]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                pass  # not an address: a misconfigured proxy; fall back to the peer
+    return request.META.get("REMOTE_ADDR")
+
+
+# Django's username field holds at most 150 characters; django-axes stores the
+# attempted username in a 255-character column, so a longer guess would be a
+# database error (a 500) on PostgreSQL. No account can have a longer name, so
+# counting a longer guess under its first 150 characters loses nothing.
+MAX_USERNAME = 150
+
+
+def axes_username(request: HttpRequest, credentials: dict | None) -> str | None:
+    """The attempted username as django-axes counts it (``AXES_USERNAME_CALLABLE``)."""
+    if credentials:
+        value = credentials.get("username")
+    else:
+        value = getattr(request, "POST", {}).get("username")
+    if value is None:
+        return None
+    return str(value)[:MAX_USERNAME]
