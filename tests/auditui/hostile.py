@@ -99,7 +99,8 @@ def hostile_entries(tenant: Tenant, *, now: datetime) -> list[AuditLog]:
             3,
             "rtl",
             actor_name=f"{RTL} {ZERO_WIDTH}",
-            description=f"Approved {RTL} for {ZERO_WIDTH}",
+            # The last override is never closed (no U+202C).
+            description=f"Approved {RTL} for {ZERO_WIDTH} \u202eunclosed",
             before={RTL: ZERO_WIDTH},
             after={RTL: RTL, ZERO_WIDTH: "\u202e" * 20},
         ),
