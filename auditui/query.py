@@ -174,11 +174,13 @@ def decode_cursor(value: str) -> Cursor:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None or not ENTRY_ID_RE.match(entry_id):
             raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # Year 1 at +14:00 (or 9999 at -14:00) is not a time in UTC.
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidParams(
             "The page cursor is not valid (it may be cut short); start again from the first page."
         ) from None
-    return Cursor(created_at=created_at.astimezone(UTC), id=entry_id)
+    return Cursor(created_at=created_at, id=entry_id)
 
 
 def parse_params(query: QueryDict) -> Params:
