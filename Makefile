@@ -31,6 +31,9 @@ run: install ## Serve the demo on http://127.0.0.1:8000 (SQLite, demo data)
 test: install ## Run the whole test suite (DATABASE_URL picks the database; default SQLite)
 	$(PY) -m pytest
 
+test-mongo: install ## MongoDB tests: against MONGODB_URI, or a local mongoeco emulator when unset
+	tests/mongo/run.sh
+
 lint: install ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -52,6 +55,6 @@ bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=
 	$(PY) bench/run.py
 
 clean: ## Remove the venv, node_modules and the local database
-	rm -rf $(VENV) node_modules db.sqlite3 var staticfiles
+	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run test lint format dashboards compose-check screenshots bench clean
+.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots bench clean

@@ -54,6 +54,13 @@ def _checked_template(key: str, template: str) -> str:
             f"DMOBS_RESOURCE_URLS[{key}]: the template must contain {PLACEHOLDER} exactly once "
             f"and no other braces, got {template!r}."
         )
+    if "\\" in template or any(ord(c) < 32 or ord(c) == 127 for c in template):
+        # Browsers read "\" as "/" ("/\evil.example" is another host) and drop tabs and
+        # newlines, so such a template would not mean what the checks below see.
+        raise ImproperlyConfigured(
+            f"DMOBS_RESOURCE_URLS[{key}]: backslashes and control characters are not "
+            f"allowed in a template, got {template!r}."
+        )
     parts = urlsplit(template.replace(PLACEHOLDER, "x"))
     if template.startswith("/") and not template.startswith("//"):
         if parts.scheme or parts.netloc:

@@ -180,11 +180,13 @@ def decode_cursor(value: str) -> Cursor:
         created_at = datetime.fromisoformat(stamp)
         if created_at.tzinfo is None or not ENTRY_ID_RE.match(entry_id):
             raise ValueError
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # Year 1 at +14:00 (or 9999 at -14:00) is not a time in UTC.
+        created_at = created_at.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise InvalidParams(
             "The page cursor is not valid (it may be cut short); start again from the first page."
         ) from None
-    return Cursor(created_at=created_at.astimezone(UTC), id=entry_id)
+    return Cursor(created_at=created_at, id=entry_id)
 
 
 def parse_params(query: QueryDict) -> Params:
@@ -307,8 +309,13 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
     if params.trace:
         qs = qs.filter(trace_id=params.trace)
     if params.q:
-        # One expression a trigram index covers on PostgreSQL (dmobs.search).
-        qs = qs.filter(search_condition(params.q, vendor=connections[qs.db].vendor))
+        # Substring match on description, resource and actor names: on PostgreSQL
+        # one expression a trigram index covers (dmobs.search); elsewhere the
+        # queryset's own search (on MongoDB optionally through the text index).
+        if connections[qs.db].vendor == "postgresql":
+            qs = qs.filter(search_condition(params.q, vendor="postgresql"))
+        else:
+            qs = qs.search(params.q)
     if params.custom_dates:
         if params.date_from:
             qs = qs.filter(created_at__gte=_local_midnight(params.date_from))

@@ -30,7 +30,7 @@ from dmobs import writer as _writer_module
 from dmobs.ids import new_object_id
 
 ACTOR_TYPES = frozenset({"human", "agent", "system"})
-TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 ZERO_TRACE_ID = "0" * 32
 

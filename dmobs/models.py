@@ -11,7 +11,9 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.sql import Query
 
+from dmobs.fields import ObjectIdHexField
 from dmobs.ids import new_object_id
 
 ACTOR_TYPES = ("human", "agent", "system")
@@ -108,8 +110,51 @@ class ReviewerAssignment(models.Model):
         return f"{self.reviewer} reviews {self.tenant}"
 
 
+class AuditLogQuery(Query):
+    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.mongo)."""
+
+    def get_compiler(self, using=None, connection=None, elide_empty=True):
+        compiler = super().get_compiler(using, connection, elide_empty)
+        if compiler.connection.vendor == "mongodb":
+            from dmobs.mongo import index_friendly
+
+            return index_friendly(compiler)
+        return compiler
+
+
 class AuditLogQuerySet(models.QuerySet):
     """A queryset that can read and insert, never change or remove."""
+
+    def __init__(self, model=None, query=None, using=None, hints=None):
+        super().__init__(model, query or AuditLogQuery(model), using, hints)
+
+    def search(self, text: str) -> AuditLogQuerySet:
+        """Entries whose description, resource name or actor name contains ``text``.
+
+        A case-insensitive substring match on every backend (``icontains``: a
+        ``LIKE``/``ILIKE`` on SQL, a case-insensitive ``$regex`` on MongoDB). With
+        ``DMOBS_MONGODB_TEXT_SEARCH=true`` on MongoDB, the text index of
+        migration 0003 first narrows the entries to those sharing a whole word
+        with ``text`` (``$text``) and the substring test runs on those only; a
+        fragment of a word ("approv") then finds nothing. The README's MongoDB
+        section says what each way costs.
+        """
+        from django.conf import settings
+        from django.db import connections
+
+        text = text.strip()
+        if not text:
+            return self
+        qs = self
+        if settings.DMOBS_MONGODB_TEXT_SEARCH and connections[self.db].vendor == "mongodb":
+            from dmobs.mongo import TextSearch
+
+            qs = qs.filter(TextSearch(models.F("description"), text))
+        return qs.filter(
+            Q(description__icontains=text)
+            | Q(resource_name__icontains=text)
+            | Q(actor_name__icontains=text)
+        )
 
     def update(self, **kwargs):
         raise PermanentEntryError("QuerySet.update()")
@@ -145,7 +190,9 @@ class AuditLog(models.Model):
         AGENT = "agent", "Agent"
         SYSTEM = "system", "System"
 
-    id = models.CharField(primary_key=True, max_length=24, default=new_object_id, editable=False)
+    # A hex string in Python and on SQL, a native ObjectId ``_id`` on MongoDB:
+    # see ObjectIdHexField for why.
+    id = ObjectIdHexField(primary_key=True, default=new_object_id, editable=False)
     tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
     actor_type = models.CharField(max_length=10, choices=ActorType.choices, db_column="actorType")
     actor_id = models.CharField(max_length=64, db_column="actorId")

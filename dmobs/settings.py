@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -98,7 +99,31 @@ AUDIT_DATABASE_URL = env_str("AUDIT_DATABASE_URL", DATABASE_URL)
 CONN_MAX_AGE = env_int("CONN_MAX_AGE", 60)
 
 
+MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
+
+
+def _mongodb_database(url: str) -> dict:
+    """DATABASES entry for django-mongodb-backend from a MongoDB connection string.
+
+    The string goes into HOST as it is (django-mongodb-backend's documented way;
+    its parse_uri() helper is deprecated), so every option in it (replicaSet,
+    authSource, tls, ...) reaches PyMongo unchanged. The database name comes
+    from the path: ``mongodb://host:27017/platform?replicaSet=rs0``.
+    """
+    # Only the path is read here: pymongo's parser would resolve mongodb+srv
+    # DNS records while the settings load.
+    name = unquote(urlsplit(url).path.lstrip("/"))
+    if not name:
+        raise ImproperlyConfigured(
+            "A MongoDB URL must name its database, like mongodb://host:27017/platform"
+        )
+    # MongoClient is itself a connection pool; CONN_MAX_AGE does not apply.
+    return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": name}
+
+
 def _database(url: str) -> dict:
+    if url.startswith(MONGODB_SCHEMES):
+        return _mongodb_database(url)
     try:
         config = dj_database_url.parse(url, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
     except Exception as exc:  # dj_database_url raises bare ValueErrors/KeyErrors
@@ -117,6 +142,19 @@ if AUDIT_DATABASE_URL != DATABASE_URL:
 else:
     AUDIT_DB_ALIAS = "default"
 DATABASE_ROUTERS = ["dmobs.routers.AuditRouter"]
+# On MongoDB, let the free-text filter q use the text index ($text) before the
+# substring test (see AuditLogQuerySet.search and the README).
+DMOBS_MONGODB_TEXT_SEARCH = env_bool("DMOBS_MONGODB_TEXT_SEARCH", False)
+AUDIT_ON_MONGODB = DATABASES[AUDIT_DB_ALIAS]["ENGINE"] == "django_mongodb_backend"
+SILENCED_SYSTEM_CHECKS = []
+if AUDIT_ON_MONGODB:
+    SILENCED_SYSTEM_CHECKS += [
+        # AuditLog's expression indexes are created on MongoDB by migration
+        # dmobs.0003 (django-mongodb-backend skips them).
+        "models.W043",
+        # MongoDB has no CHECK constraints; audit_log() validates actor_type.
+        "models.W027",
+    ]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "dmobs.User"

@@ -134,6 +134,18 @@ def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
         )
 
 
+def select_store(alias: str | None = None) -> Any:
+    """The store for the audit alias: ``MongoStore`` on MongoDB, else ``DjangoStore``."""
+    from django.conf import settings
+    from django.db import connections
+
+    if connections[alias or settings.AUDIT_DB_ALIAS].vendor == "mongodb":
+        from dmobs.mongo import MongoStore
+
+        return MongoStore(alias)
+    return DjangoStore(alias)
+
+
 class _FlushMarker:
     __slots__ = ("done",)
 
@@ -460,7 +472,7 @@ def build_writer() -> AuditWriter:
 
     cls = InlineAuditWriter if settings.AUDIT_WRITER_MODE == "inline" else AuditWriter
     return cls(
-        store=DjangoStore(),
+        store=select_store(),
         spool=Spool(settings.AUDIT_SPOOL_DIR),
         batch_size=settings.AUDIT_BATCH_SIZE,
         flush_interval=settings.AUDIT_FLUSH_INTERVAL,

@@ -21,3 +21,8 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# DATABASE_TEST_NAME names the test database (default: "test_" + NAME), so
+# several worktrees can share one PostgreSQL server with their own databases.
+if os.environ.get("DATABASE_TEST_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["DATABASE_TEST_NAME"]}  # noqa: F405

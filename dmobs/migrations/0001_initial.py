@@ -7,6 +7,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+import dmobs.fields
 import dmobs.ids
 import dmobs.models
 
@@ -175,7 +176,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.CharField(
+                    dmobs.fields.ObjectIdHexField(
                         default=dmobs.ids.new_object_id,
                         editable=False,
                         max_length=24,

@@ -42,6 +42,7 @@ from django.db import connections, router, transaction
 
 from dmobs import demo
 from dmobs.models import AuditLog, Tenant
+from dmobs.mongo import MongoStore
 
 # The order of the values in a generated row (AuditLog field names).
 FIELDS = (
@@ -454,6 +455,18 @@ def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -
         list(pool.map(build, definitions))
 
 
+def _mongodb_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int) -> int:
+    """Unordered insert_many through the writer's MongoDB store (duplicates skipped)."""
+    entries = []
+    for row in islice(rows, count):
+        values = dict(zip(FIELDS, row, strict=True))
+        for key in ("before", "after"):
+            if values[key] is not None:
+                values[key] = json.loads(values[key])
+        entries.append(values)
+    return MongoStore(alias, batch_size=5_000).write(entries)
+
+
 # --- PostgreSQL: secondary indexes ------------------------------------------------
 def _secondary_indexes(cursor, table: str) -> list[tuple[str, str]]:
     """(name, CREATE INDEX statement) of the table's indexes that back no constraint."""
@@ -567,7 +580,9 @@ class Command(BaseCommand):
             )
         else:
             row_iter = generate_rows(plan, rows=rows, start=start, span=span, seed=seed)
-            write_batch = _executemany_batch if vendor == "sqlite" else _orm_batch
+            write_batch = {"sqlite": _executemany_batch, "mongodb": _mongodb_batch}.get(
+                vendor, _orm_batch
+            )
             done = 0
             while done < rows:
                 written = write_batch(alias, columns, row_iter, min(batch_size, rows - done))

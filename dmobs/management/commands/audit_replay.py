@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from dmobs.spool import Spool
-from dmobs.writer import DjangoStore
+from dmobs.writer import select_store
 
 
 class Command(BaseCommand):
@@ -33,7 +33,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Nothing to replay in {spool.directory}.")
             return
         self.stdout.write(f"Replaying {len(pending)} spool file(s) from {spool.directory} ...")
-        store = DjangoStore()
+        store = select_store()
         try:
             report = spool.replay(store.write)
         except Exception as exc:

@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
-from django.db import router, transaction
+from django.db import connections, router, transaction
 
 from dmobs import demo
 from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant
+from dmobs.mongo import MongoStore
 
 # Trace ids of the first demo scenarios: if any is stored, the demo entries are.
 MARKER_TRACES = 20
@@ -131,14 +132,19 @@ class Command(BaseCommand):
             self.stdout.write("Demo audit entries are already there; none added.")
             return 0
         batch = 1000
+        mongo_store = MongoStore(alias) if connections[alias].vendor == "mongodb" else None
         # One transaction: either all demo entries are stored or none (so the
         # marker check above never sees a half-loaded demo).
         with transaction.atomic(using=alias):
             for start in range(0, len(rows), batch):
-                AuditLog.objects.using(alias).bulk_create(
-                    [AuditLog(**row) for row in rows[start : start + batch]],
-                    ignore_conflicts=True,
-                )
+                if mongo_store is not None:
+                    # No ignore_conflicts on MongoDB: the store skips duplicate ids.
+                    mongo_store.write(rows[start : start + batch])
+                else:
+                    AuditLog.objects.using(alias).bulk_create(
+                        [AuditLog(**row) for row in rows[start : start + batch]],
+                        ignore_conflicts=True,
+                    )
                 done = min(start + batch, len(rows))
                 self.stdout.write(f"  {done:,}/{len(rows):,} entries")
         by_type = Counter(r["actor_type"] for r in rows)
