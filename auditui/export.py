@@ -74,9 +74,18 @@ def _may_hold_secret(text: str) -> bool:
     return _SECRET_PART.search(normalised) is not None
 
 
+# JSON scalars as the generic export shows them (``views.csv_cell``: str() of the value).
+_JSON_LITERALS = {"true": "True", "false": "False", "null": ""}
+
+
 def _json_cell(text: str | None) -> str:
     if text is None:
         return ""
+    if text.startswith('"'):
+        text = json.loads(text)  # a JSON string is shown as the string itself
+        return "'" + text if text.startswith(CSV_TRIGGERS) else text
+    if text in _JSON_LITERALS:
+        return _JSON_LITERALS[text]
     if _may_hold_secret(text):
         text = json.dumps(mask_secrets(json.loads(text)), ensure_ascii=False)
     return "'" + text if text.startswith(CSV_TRIGGERS) else text
