@@ -103,3 +103,25 @@ class RequestContextMiddleware:
                 duration_ms=round((time.perf_counter() - started) * 1000, 1),
             )
         return response
+
+
+class WsgiPathInfoMiddleware:
+    """Give ``PATH_INFO`` back its WSGI form before the tracing middleware reads it.
+
+    Django replaces ``request.META["PATH_INFO"]`` with the decoded path, so a
+    request for ``/manage/audit/%C4%80/`` carries ``"/manage/audit/\u0100/"``
+    there. OpenTelemetry's WSGI attribute collection quotes ``PATH_INFO`` as
+    latin-1 (as PEP 3333 says it is) and raises ``UnicodeEncodeError`` on it,
+    which made any URL with a character past U+00FF a 500 once tracing was on.
+    ``configure_tracing()`` puts this middleware first, ahead of the tracing one.
+    Django routes on ``request.path_info``, which this leaves alone.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.META.get("PATH_INFO")
+        if isinstance(path, str) and not path.isascii():
+            request.META["PATH_INFO"] = path.encode("utf-8", "surrogateescape").decode("latin-1")
+        return self.get_response(request)

@@ -79,6 +79,7 @@ def _instrument() -> list[str]:
 
     if not DjangoInstrumentor().is_instrumented_by_opentelemetry:
         DjangoInstrumentor().instrument(response_hook=response_hook)
+    _put_path_info_fix_first()
     done.append("django")
     try:
         from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
@@ -99,6 +100,21 @@ def _instrument() -> list[str]:
                 PymongoInstrumentor().instrument()
             done.append("pymongo")
     return done
+
+
+PATH_INFO_MIDDLEWARE = "dmobs.middleware.WsgiPathInfoMiddleware"
+
+
+def _put_path_info_fix_first() -> None:
+    """Run WsgiPathInfoMiddleware before the tracing middleware (see its docstring)."""
+    from django.conf import settings
+
+    middleware = list(settings.MIDDLEWARE)
+    if middleware and middleware[0] == PATH_INFO_MIDDLEWARE:
+        return
+    if PATH_INFO_MIDDLEWARE in middleware:
+        middleware.remove(PATH_INFO_MIDDLEWARE)
+    settings.MIDDLEWARE = [PATH_INFO_MIDDLEWARE, *middleware]
 
 
 def uses_mongodb() -> bool:
