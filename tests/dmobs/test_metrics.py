@@ -144,6 +144,7 @@ def test_audit_log_counts_activity_by_kind_and_tenant():
 @pytest.mark.django_db
 def test_unknown_vocabulary_and_tenants_over_the_cap_count_as_other(settings, monkeypatch):
     monkeypatch.setattr(metrics, "_tenants_seen", set())
+    monkeypatch.setattr(metrics, "_ACTIVITY_CHILDREN", {})  # labels resolved afresh
     settings.DMOBS_METRICS_MAX_TENANTS = 2
     other_kind = dict(actor_type="human", action="other", resource_type="other")
     before = sample("dmobs_audit_activity_total", **other_kind)
