@@ -33,6 +33,7 @@ from django.db.models.expressions import RawSQL
 
 from auditui.diff import SECRET_KEY_PARTS, mask_secrets
 from auditui.query import Cursor, _page_query, after_cursor
+from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
 
 CHUNK_ROWS = 5000
@@ -42,23 +43,10 @@ CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _DELETE = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
 _SECRET_PART = re.compile("|".join(SECRET_KEY_PARTS).encode())
 
-# Values in STORED_NAMES order; the last two are the keyset of the next chunk.
-_TEXT_FIELDS = (
-    "id",
-    "tenant_id",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "action",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "description",
-    "x_before",
-    "x_after",
-    "trace_id",
-    "x_created",
-)
+# Values in STORED_NAMES order (dmobs.records.FIELDS); JSON and time columns come
+# as text formatted by PostgreSQL (the annotations below).
+_AS_TEXT = {"before": "x_before", "after": "x_after", "created_at": "x_created"}
+_TEXT_FIELDS = tuple(_AS_TEXT.get(name, name) for name, _stored in RECORD_FIELDS)
 _ANNOTATIONS = {
     "x_before": '"before"::text',
     "x_after": '"after"::text',

@@ -87,6 +87,23 @@ def make_entry(
     return AuditLog(**fields)
 
 
+def bulk_platform_entries(count: int, *, seed: int) -> list[AuditLog]:
+    """Insert ``count`` platform-level system entries, one second apart from now back."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    return AuditLog.objects.bulk_create(
+        [
+            make_entry(
+                tenant=None,
+                actor=("system", "bulk", "Bulk"),
+                created_at=now - timedelta(seconds=i),
+                rng=rng,
+            )
+            for i in range(count)
+        ]
+    )
+
+
 def build_world() -> World:
     rng = random.Random(20260101)
     tenants = {

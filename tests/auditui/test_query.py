@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from auditui import query
 from dmobs.models import AuditLog
-from tests.auditui.conftest import make_entry
+from tests.auditui.conftest import bulk_platform_entries, make_entry
 from tests.auditui.helpers import LIST_URLS, entries_by_id, row_ids
 
 pytestmark = pytest.mark.django_db
@@ -111,18 +111,7 @@ def test_count_is_exact_to_1000_then_capped(world, client):
     html = client.get(f"{LIST_URLS['manage']}?range=all").content.decode()
     total = AuditLog.objects.count()
     assert f"<strong>{total}</strong>" in html
-    rng = random.Random(5)
-    AuditLog.objects.bulk_create(
-        [
-            make_entry(
-                tenant=None,
-                actor=("system", "bulk", "Bulk"),
-                created_at=datetime.now(UTC) - timedelta(seconds=i),
-                rng=rng,
-            )
-            for i in range(1000)
-        ]
-    )
+    bulk_platform_entries(1000, seed=5)
     with CaptureQueriesContext(connection) as queries:
         html = client.get(f"{LIST_URLS['manage']}?range=all").content.decode()
     assert "<strong>1,000+</strong>" in html

@@ -6,14 +6,14 @@ import csv
 import io
 import random
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client import REGISTRY
 
 from auditui.views import csv_cell
 from dmobs.models import AuditLog
-from tests.auditui.conftest import make_entry
+from tests.auditui.conftest import bulk_platform_entries, make_entry
 from tests.auditui.helpers import LIST_URLS, ndjson_records, row_ids, streamed
 
 pytestmark = pytest.mark.django_db
@@ -129,18 +129,7 @@ def test_export_csv_matches_the_screen_and_is_audited(world, client):
 
 def test_export_ndjson_over_several_chunks(world, client):
     client.force_login(world.users["root"])
-    rng = random.Random(9)
-    AuditLog.objects.bulk_create(
-        [
-            make_entry(
-                tenant=None,
-                actor=("system", "bulk", "Bulk"),
-                created_at=datetime.now(UTC) - timedelta(seconds=i),
-                rng=rng,
-            )
-            for i in range(2100)
-        ]
-    )
+    bulk_platform_entries(2100, seed=9)
     expected = AuditLog.objects.count()
     labels = {"app": "manage", "format": "ndjson"}
     exports_before = REGISTRY.get_sample_value("dmobs_audit_exports_total", labels) or 0

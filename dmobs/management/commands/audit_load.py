@@ -43,24 +43,11 @@ from django.db import connections, router, transaction
 from dmobs import demo
 from dmobs.models import AuditLog, Tenant
 from dmobs.mongo import MongoStore
+from dmobs.records import FIELDS as RECORD_FIELDS
 
-# The order of the values in a generated row (AuditLog field names).
-FIELDS = (
-    "id",
-    "tenant_id",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "action",
-    "resource_type",
-    "resource_id",
-    "resource_name",
-    "description",
-    "before",
-    "after",
-    "trace_id",
-    "created_at",
-)
+# The order of the values in a generated row: AuditLog field names, in the
+# stored-record order of dmobs.records.
+FIELDS = tuple(name for name, _stored in RECORD_FIELDS)
 BIG_TENANT_SHARE = 0.30
 PLATFORM_SHARE = 0.02
 ZIPF_EXPONENT = 1.0
