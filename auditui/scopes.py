@@ -150,6 +150,9 @@ class DashboardScopeMixin(AuditScopeMixin):
                 "The Dashboard audit log shows a tenant's own account, and you are not a "
                 "member of any tenant."
             )
+        # The request acts in this tenant: logs and the server span name it
+        # (dmobs.tracing.tenant_ref_for_request reads this attribute).
+        self.request.audit_tenant_ref = membership.tenant.ref_id
         if membership.role != Membership.Role.ADMIN and not self.members_see_own_actions():
             return (
                 f"You are a member of {membership.tenant.name}, not an admin: only tenant "

@@ -108,3 +108,23 @@ def test_the_entry_on_the_screen_links_to_the_request_trace(client, sarah, span_
     assert any("/explore" in t and "tempo" in t for t in targets), targets
     assert any("/explore" in t and "loki" in t for t in targets), targets
     assert any(f"trace={trace_id}" in t for t in targets), targets
+
+
+def test_dashboard_request_names_the_active_tenant_of_a_multi_tenant_admin(
+    client, sarah, span_exporter
+):
+    """A user in several tenants has no single tenant of their own: the Dashboard
+    names the tenant the request acts in (the one picked for the session)."""
+    globex = Tenant.objects.create(name="Globex", slug="globex")
+    Membership.objects.create(user=sarah, tenant=globex, role="admin")
+    client.force_login(sarah)
+    assert (
+        client.post("/dashboard/settings/audit-log/tenant", {"tenant": "globex"}).status_code == 302
+    )
+    span_exporter.clear()
+    with captured_json_logs() as lines:
+        assert client.get("/dashboard/settings/audit-log").status_code == 200
+    (span,) = [s for s in span_exporter.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert span.attributes["dmobs.tenant_id"] == globex.ref_id
+    (access,) = [line for line in lines if line["event"] == "request"]
+    assert access["tenantId"] == globex.ref_id
