@@ -94,7 +94,7 @@ def test_batches_are_bounded_by_time(tmp_path):
     writer.close()
 
 
-def test_audit_log_returns_before_the_write_and_flush_drains(tmp_path):
+def test_flush_drains_every_entry_audit_log_accepted(tmp_path):
     writer = make_writer(RecordingStore(), tmp_path, flush_interval=0.5)
     set_writer(writer)
     ids = [
