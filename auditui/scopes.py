@@ -150,9 +150,6 @@ class DashboardScopeMixin(AuditScopeMixin):
                 "The Dashboard audit log shows a tenant's own account, and you are not a "
                 "member of any tenant."
             )
-        # The request acts in this tenant: logs and the server span name it
-        # (dmobs.tracing.tenant_ref_for_request reads this attribute).
-        self.request.audit_tenant_ref = membership.tenant.ref_id
         if membership.role != Membership.Role.ADMIN and not self.members_see_own_actions():
             return (
                 f"You are a member of {membership.tenant.name}, not an admin: only tenant "
@@ -169,6 +166,14 @@ class DashboardScopeMixin(AuditScopeMixin):
         if membership.role != Membership.Role.ADMIN:
             qs = qs.filter(actor_id=self.request.user.ref_id)
         return qs
+
+    def get_audit_scope(self) -> Scope:
+        scope = super().get_audit_scope()
+        # The screen reads this tenant: logs and the server span name it
+        # (dmobs.tracing.tenant_ref_for_request). Only the screens get here; the
+        # landing page merely asks whether the user may enter.
+        self.request.audit_tenant_ref = scope.active_tenant.ref_id
+        return scope
 
     def get_scope_extra(self) -> dict:
         return {
