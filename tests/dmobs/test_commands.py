@@ -16,7 +16,8 @@ from django.test import Client
 
 from dmobs import demo
 from dmobs.ids import is_object_id
-from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant
+from dmobs.management.commands import audit_load
+from dmobs.models import AuditFacet, AuditLog, Membership, ReviewerAssignment, Tenant
 
 TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -260,6 +261,60 @@ def test_audit_load_rebuild_restores_every_index():
     _load("--rows", "1000", "--tenants", "4", "--indexes", "rebuild", "--batch-size", "300")
     assert AuditLog.objects.count() == 1000
     assert index_definitions() == before
+
+
+def test_pick_slots_follow_the_weights_and_keep_every_pool():
+    cum, acc = [], 0.0
+    weights = [0.3] + [0.68 / 400] * 400 + [0.02]
+    for w in weights:
+        acc += w
+        cum.append(acc)
+    cum[-1] = 1.0
+    slots = audit_load.pick_slots(cum, 65_536)
+    assert len(slots) == 65_536
+    counts = Counter(slots)
+    assert set(counts) == set(range(len(weights)))  # even a tiny pool can be picked
+    assert abs(counts[0] / 65_536 - 0.3) < 0.001
+    assert abs(counts[len(weights) - 1] / 65_536 - 0.02) < 0.001
+    assert slots == sorted(slots)
+    with pytest.raises(CommandError, match="At most 3 tenants"):
+        audit_load.pick_slots([0.2, 0.4, 0.6, 0.8, 1.0], 4)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="parallel load is PostgreSQL only")
+def test_audit_load_over_parallel_connections_writes_every_row_once(monkeypatch):
+    """The big-load path: connections of its own, a transaction per slice, the
+    secondary indexes dropped first and rebuilt at the end."""
+
+    def index_definitions():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'"
+            )
+            return sorted(cursor.fetchall())
+
+    before = index_definitions()
+    monkeypatch.setattr(audit_load, "PARALLEL_MIN_ROWS", 1_000)
+    output = _load(
+        "--rows", "3001", "--tenants", "6", "--batch-size", "400", "--workers", "3",
+        "--indexes", "rebuild",
+    )  # fmt: skip
+    assert "over 3 connections" in output and "indexes rebuilt" in output
+    rows = list(AuditLog.objects.values_list("id", "tenant_id", "created_at", "trace_id"))
+    assert len(rows) == 3001 and len({r[0] for r in rows}) == 3001
+    assert all(int(r[0][:8], 16) == int(r[2].timestamp()) for r in rows)
+    assert all(TRACE_RE.match(r[3]) for r in rows)
+    assert len({r[1] for r in rows}) == 7  # six tenants and platform-level entries
+    assert index_definitions() == before
+    # The facet trigger saw every slice.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT count(*) FROM (SELECT DISTINCT "tenantId", "actorId", action, '
+            '"resourceType", "actorType" FROM audit_logs) AS d'
+        )
+        (distinct,) = cursor.fetchone()
+    assert AuditFacet.objects.count() == distinct
 
 
 @pytest.mark.django_db

@@ -12,9 +12,12 @@ Speed comes from doing per-row work only where it has to be per row:
 2. Per row: pick a scenario, stamp it with an id, a trace id (shared by the
    rows of one scenario) and a time. Rows are generated in time order, so the
    indexes on (…, created_at, id) grow at their right edge.
-3. On PostgreSQL the rows are streamed with ``COPY ... FROM STDIN``
-   (psycopg 3, one transaction per batch); elsewhere they are inserted in
-   batches with ``executemany`` / ``bulk_create``.
+3. On PostgreSQL no row is made in Python or crosses the wire: the pool is
+   COPYed into a temporary table once per connection and every slice of the
+   load is one ``INSERT ... SELECT`` that does step 2 on the server (see
+   ``slice_sql()``), over 2 connections at once for big loads. Elsewhere
+   Python makes the rows and inserts them in batches (``executemany`` /
+   ``bulk_create`` / ``insert_many``).
 
 Ids are ObjectIds: 4 bytes of ``created_at`` seconds, 5 random bytes per run
 and a 3-byte row counter, so they are unique and sort like ``created_at``.
@@ -25,12 +28,10 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import multiprocessing
 import os
 import random
 import sys
 import time
-import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -218,100 +219,42 @@ def copy_text_pools(plan: LoadPlan) -> list[list[tuple[str, ...]]]:
     ]
 
 
-def generate_rows(
-    plan: LoadPlan,
-    *,
-    rows: int,
-    start: float,
-    span: float,
-    seed: int,
-    pools: list | None = None,
-    as_copy_text: bool = False,
-    first: int = 0,
-    stop: int | None = None,
-    middle: str | None = None,
-) -> Iterator:
-    """Rows ``first`` .. ``stop - 1`` of ``rows``, in time order, ``created_at`` in
-    [start, start + span).
-
-    Yields tuples of values in FIELDS order, or with ``as_copy_text`` one COPY text
-    line per row (``pools`` from ``copy_text_pools()``). A slice [first, stop) is
-    generated on its own (own random stream), so worker processes can each make
-    a part of one load.
+def generate_rows(plan: LoadPlan, *, rows: int, start: float, span: float, seed: int) -> Iterator:
+    """``rows`` rows in time order, ``created_at`` in [start, start + span), as tuples
+    of values in FIELDS order (SQLite and MongoDB; PostgreSQL generates the same
+    rows on the server, see slice_sql()).
 
     Row i sits at fraction p = (i + u) / rows of the index range, mapped to time by
     (p + sqrt(p)) / 2: monotonic, and about four times as many rows at the end of
     the range as at its start (the platform grew).
     """
-    stop = rows if stop is None else min(stop, rows)
-    rnd = random.Random(f"{seed}:{first}")
+    rnd = random.Random(seed)
     rand = rnd.random
     bits = rnd.getrandbits
-    pools = pools or plan.pools
     cum = plan.cum_weights
     pick = bisect.bisect_right
     sqrt = math.sqrt
-    fromts = datetime.fromtimestamp
-    utc = UTC
-    # Unique per run: ids of two runs never collide. Workers share it (rows differ by i).
-    middle = middle or os.urandom(5).hex()
-    # COPY text of created_at without a datetime per row: the day's prefix is
-    # cached (rows come in time order) and the time of day comes from a table.
-    clock = _CLOCK if as_copy_text else ()
-    day_start, day_prefix = -1, ""
-    i = first
-    while i < stop:
-        pool = pools[pick(cum, rand())]
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    micro = timedelta(microseconds=1)
+    # Unique per run: ids of two runs never collide.
+    middle = os.urandom(5).hex()
+    i = 0
+    while i < rows:
+        pool = plan.pools[pick(cum, rand())]
         group = pool[int(rand() * len(pool))]
         trace_id = f"{bits(128) or 1:032x}"
         for content in group:
-            if i >= stop:
+            if i >= rows:
                 return
             t = start + span * ((p := (i + rand()) / rows) + sqrt(p)) * 0.5
-            seconds = int(t)
-            row_id = f"{seconds:08x}{middle}{i & 0xFFFFFF:06x}"
-            if as_copy_text:
-                if not 0 <= seconds - day_start < 86400:
-                    day_start = seconds - seconds % 86400
-                    day_prefix = fromts(day_start, utc).strftime("%Y-%m-%d ")
-                micros = int((t - seconds) * 1_000_000)
-                yield (
-                    f"{row_id}\t{content}\t{trace_id}\t{day_prefix}"
-                    f"{clock[seconds - day_start]}.{micros:06d}+00\n"
-                )
-            else:
-                yield (row_id,) + content + (trace_id, fromts(t, utc))
+            # Whole microseconds, so the id's second is created_at's second.
+            micros = int(t * 1_000_000)
+            row_id = f"{micros // 1_000_000:08x}{middle}{i & 0xFFFFFF:06x}"
+            yield (row_id,) + content + (trace_id, epoch + micros * micro)
             i += 1
 
 
-# "HH:MM:SS" for every second of a day.
-_CLOCK = tuple(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400))
-
-
 # --- Writers -----------------------------------------------------------------
-COPY_CHUNK_ROWS = 2000
-
-
-def _copy_batch(alias: str, columns: list[str], lines: Iterator[str], count: int) -> int:
-    """COPY ``count`` pre-rendered text lines in the current transaction."""
-    connection = connections[alias]
-    quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
-    table = connection.ops.quote_name(AuditLog._meta.db_table)
-    written = 0
-    connection.ensure_connection()
-    with (
-        connection.connection.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({quoted}) FROM STDIN") as copy,
-    ):
-        while written < count:
-            chunk = list(islice(lines, min(COPY_CHUNK_ROWS, count - written)))
-            if not chunk:
-                break
-            copy.write("".join(chunk))
-            written += len(chunk)
-    return written
-
-
 def _executemany_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int) -> int:
     connection = connections[alias]
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
@@ -336,10 +279,170 @@ def _orm_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int
     return len(objs)
 
 
-# --- PostgreSQL: parallel COPY ---------------------------------------------------
+# --- PostgreSQL: rows generated by the server ---------------------------------
+# The pool's scenarios are COPYed once per connection into a temporary table;
+# then each slice of the load is one INSERT ... SELECT that picks scenarios,
+# expands them into rows and stamps ids, trace ids and times on the server.
+# No row crosses the wire and no JSON is parsed per row: before/after are jsonb
+# values copied from the pool. Python does per-slice work only.
+POOL_TABLE = "dmobs_load_pool"
+# Below this many rows one connection is as fast (each extra one COPYs the pool first).
+PARALLEL_MIN_ROWS = 200_000
+PICK_SLOTS = 65_536
+CONTENT_COLUMNS = FIELDS[1:-2]  # tenant_id .. after: what a pool row holds
+
+
+@dataclass
+class ServerPlan:
+    """The plan flattened into arrays the INSERT ... SELECT indexes (all 0-based
+    values; PostgreSQL arrays are 1-based, the SQL adds 1).
+
+    - ``slots``: PICK_SLOTS entries, each a pool number; a pool holds slots in
+      proportion to its pick weight (at least one), so a uniform slot is a
+      weighted pool pick.
+    - ``pool_first`` / ``pool_size``: the pool's scenarios are numbered
+      pool_first .. pool_first + pool_size - 1.
+    - ``scenario_first`` / ``scenario_len``: a scenario's rows in the pool table.
+    - ``lines``: the pool table's rows as COPY text (row number, then content).
+    """
+
+    slots: list[int]
+    pool_first: list[int]
+    pool_size: list[int]
+    scenario_first: list[int]
+    scenario_len: list[int]
+    lines: list[str]
+
+    @property
+    def min_len(self) -> int:
+        return min(self.scenario_len)
+
+
+def pick_slots(cum_weights: list[float], slots: int = PICK_SLOTS) -> list[int]:
+    """``slots`` pool numbers, each pool's count proportional to its weight
+    (largest remainder, every pool at least one)."""
+    weights = [b - a for a, b in zip([0.0, *cum_weights[:-1]], cum_weights, strict=True)]
+    if len(weights) > slots:
+        raise CommandError(f"At most {slots - 1} tenants can be loaded on PostgreSQL")
+    exact = [w * slots for w in weights]
+    counts = [max(1, int(x)) for x in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda k: exact[k] - int(exact[k]), reverse=True)
+    k = 0
+    while sum(counts) < slots:
+        counts[by_remainder[k % len(by_remainder)]] += 1
+        k += 1
+    while sum(counts) > slots:  # the minimum of one pushed the total over
+        biggest = max(range(len(counts)), key=counts.__getitem__)
+        counts[biggest] -= 1
+    return [pool for pool, count in enumerate(counts) for _ in range(count)]
+
+
+def server_plan(plan: LoadPlan) -> ServerPlan:
+    pool_first, pool_size, scenario_first, scenario_len, lines = [], [], [], [], []
+    for pool in copy_text_pools(plan):
+        pool_first.append(len(scenario_first))
+        pool_size.append(len(pool))
+        for group in pool:
+            first = len(lines)
+            scenario_first.append(first)
+            scenario_len.append(len(group))
+            lines.extend(f"{first + k}\t{content}\n" for k, content in enumerate(group))
+    return ServerPlan(
+        pick_slots(plan.cum_weights), pool_first, pool_size, scenario_first, scenario_len, lines
+    )
+
+
+def _int_array(values: list[int]) -> str:
+    """An int[] literal (inlined into the SQL, so the planner folds it to a constant
+    once instead of evaluating a cast per row)."""
+    return "'{" + ",".join(map(str, values)) + "}'::int[]"
+
+
+def prepare_pool(cursor, table: str, plan: ServerPlan) -> None:
+    """Create this connection's temporary pool table and COPY the pool into it."""
+    quoted = ", ".join(f'"{AuditLog._meta.get_field(n).column}"' for n in CONTENT_COLUMNS)
+    cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{POOL_TABLE}")
+    cursor.execute(
+        f"CREATE TEMPORARY TABLE {POOL_TABLE} AS SELECT 0 AS r, {quoted} FROM {table} LIMIT 0"
+    )
+    with cursor.copy(f"COPY {POOL_TABLE} (r, {quoted}) FROM STDIN") as copy:
+        for k in range(0, len(plan.lines), 5000):
+            copy.write("".join(plan.lines[k : k + 5000]))
+    cursor.execute(f"ANALYZE {POOL_TABLE}")
+
+
+def slice_sql(table: str, plan: ServerPlan) -> str:
+    """The INSERT ... SELECT of one slice; parameters: first (row number of the
+    slice's first row), count, groups (scenarios to draw: enough for count rows),
+    rows (of the whole load), start, span, middle (ObjectId bytes 5-9 as hex),
+    salt (makes trace ids unique per slice).
+
+    Each step is a subquery behind OFFSET 0, so no volatile value (random())
+    is evaluated twice by a flattened plan; rows leave in generation order (the
+    pool is the hashed side of the last join), so ids reach the primary key in
+    order. Times: row i sits at p = (i + u) / rows, mapped to
+    start + span * (p + sqrt(p)) / 2 as in generate_rows(); the id's first 4
+    bytes are the same second.
+    """
+    stored = [AuditLog._meta.get_field(n).column for n in FIELDS]
+    columns = ", ".join(f'"{c}"' for c in stored)
+    content = ", ".join(f'p."{AuditLog._meta.get_field(n).column}"' for n in CONTENT_COLUMNS)
+    slots = _int_array(plan.slots)
+    return f"""
+INSERT INTO {table} ({columns})
+SELECT lpad(to_hex(t.micros / 1000000), 8, '0') || %(middle)s
+       || lpad(to_hex(t.i & 16777215), 6, '0'),
+       {content},
+       t.trace,
+       TIMESTAMPTZ 'epoch' + t.micros * INTERVAL '1 microsecond'
+FROM (
+    SELECT u.i, u.trace, u.r,
+           floor((%(start)s + %(span)s * (u.p + sqrt(u.p)) * 0.5) * 1000000)::bigint AS micros
+    FROM (
+        SELECT n.i, n.trace, n.r, (n.i + random()) / %(rows)s AS p
+        FROM (
+            SELECT %(first)s - 1 + row_number() OVER () AS i, e.trace, e.r
+            FROM (
+                SELECT s.trace,
+                       ({_int_array(plan.scenario_first)})[s.s + 1]
+                       + generate_series(0, ({_int_array(plan.scenario_len)})[s.s + 1] - 1) AS r
+                FROM (
+                    SELECT md5(%(salt)s || j.g::text) AS trace,
+                           ({_int_array(plan.pool_first)})[j.j + 1]
+                           + floor(random() * ({_int_array(plan.pool_size)})[j.j + 1])::int AS s
+                    FROM (
+                        SELECT g, ({slots})[1 + floor(random() * {len(plan.slots)})::int] AS j
+                        FROM generate_series(1, %(groups)s) AS g
+                        OFFSET 0
+                    ) AS j
+                    OFFSET 0
+                ) AS s
+                OFFSET 0
+            ) AS e
+            LIMIT %(count)s
+        ) AS n
+        OFFSET 0
+    ) AS u
+    OFFSET 0
+) AS t
+JOIN pg_temp.{POOL_TABLE} AS p ON p.r = t.r
+"""
+
+
+def slice_params(load: dict, first: int, stop: int, min_len: int) -> dict:
+    count = stop - first
+    return {
+        **load,
+        "first": first,
+        "count": count,
+        # Enough scenarios for count rows even if every one were of the shortest length.
+        "groups": -(-count // max(1, min_len)),
+        "salt": f"{load['seed']}:{first}:",
+    }
+
+
 def _connect(settings_dict: dict):
-    """A plain psycopg connection to the database of a Django alias (no Django state,
-    so it is safe in a forked worker)."""
+    """A psycopg connection of its own to the database of a Django alias."""
     import psycopg
 
     return psycopg.connect(
@@ -348,88 +451,61 @@ def _connect(settings_dict: dict):
         password=settings_dict.get("PASSWORD") or None,
         host=settings_dict.get("HOST") or None,
         port=settings_dict.get("PORT") or None,
+        cursor_factory=psycopg.ClientCursor,
     )
 
 
-@dataclass
-class CopyJob:
-    """What every worker needs; inherited by the forked workers, never pickled."""
-
-    settings_dict: dict
-    copy_sql: str
-    plan: LoadPlan
-    pools: list
-    rows: int
-    start: float
-    span: float
-    seed: int
-    middle: str
-    slices: list[tuple[int, int]]
+SESSION_SETTINGS = (
+    # The pool table (tens of MB) is hashed once per slice: keep it in memory.
+    "SET work_mem = '256MB'",
+    # Compiling the expressions costs more than it saves on one statement.
+    "SET jit = off",
+    # Benchmark data: losing the last slices in a server crash is fine.
+    "SET synchronous_commit = off",
+)
 
 
-def _copy_worker(job: CopyJob, worker: int, workers: int, counter) -> None:
-    """One worker process: generate its slices of the rows and COPY each slice in a
-    transaction of its own. Generation (Python) and parsing (the server backend)
-    of two workers overlap on two cores."""
-    try:
-        with _connect(job.settings_dict) as conn:
-            # Benchmark data: losing the last slices in a server crash is fine.
-            conn.execute("SET synchronous_commit = off")
+def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, progress) -> int:
+    """INSERT the slices over ``workers`` connections at once, a transaction per
+    slice; returns the rows written."""
+    import threading
+
+    pending = list(reversed(slices))
+    lock = threading.Lock()
+    done = [0]
+
+    def worker() -> None:
+        with _connect(settings_dict) as conn, conn.cursor() as cursor:
+            for statement in SESSION_SETTINGS:
+                cursor.execute(statement)
+            prepare_pool(cursor, table, plan)
             conn.commit()
-            for first, stop in job.slices[worker::workers]:
-                lines = generate_rows(
-                    job.plan,
-                    rows=job.rows,
-                    start=job.start,
-                    span=job.span,
-                    seed=job.seed,
-                    pools=job.pools,
-                    as_copy_text=True,
-                    first=first,
-                    stop=stop,
-                    middle=job.middle,
-                )
-                with conn.cursor() as cursor, cursor.copy(job.copy_sql) as copy:
-                    while chunk := list(islice(lines, COPY_CHUNK_ROWS)):
-                        copy.write("".join(chunk))
-                        with counter.get_lock():
-                            counter.value += len(chunk)
+            while True:
+                with lock:
+                    if not pending:
+                        return
+                    first, stop = pending.pop()
+                cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
+                written = cursor.rowcount
                 conn.commit()
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
+                with lock:
+                    done[0] += written
 
-
-def _parallel_copy(job: CopyJob, workers: int, progress: Progress) -> int:
-    """Run ``workers`` forked COPY workers; returns the rows they wrote."""
-    context = multiprocessing.get_context("fork")
-    counter = context.Value("q", 0)
-    processes = [
-        context.Process(target=_copy_worker, args=(job, k, workers, counter), daemon=True)
-        for k in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        while any(p.is_alive() for p in processes):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(worker) for _ in range(workers)]
+        while not all(f.done() for f in futures):
             time.sleep(0.2)
-            progress.update(min(counter.value, job.rows - 1))
-    finally:
-        for process in processes:
-            if process.is_alive():
-                process.terminate()
-            process.join()
-    failed = [p.exitcode for p in processes if p.exitcode != 0]
-    if failed:
-        raise CommandError(f"{len(failed)} COPY worker(s) failed (exit codes {failed}); see above")
-    progress.update(counter.value)
-    return counter.value
+            progress.update(min(done[0], load["rows"] - 1))
+        for future in futures:
+            future.result()  # re-raise a worker's error
+    progress.update(done[0])
+    return done[0]
 
 
 def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -> None:
     """CREATE INDEX statements over ``workers`` connections at once (each build is
-    a sort on one core), with the session's maintenance_work_mem raised."""
+    a sort on one core), GIN indexes first (they take longest), with the session's
+    maintenance_work_mem raised."""
 
     def build(definition: str) -> None:
         with _connect(settings_dict) as conn:
@@ -437,9 +513,9 @@ def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -
             conn.execute("SET max_parallel_maintenance_workers = 0")
             conn.execute(definition)
 
+    ordered = sorted(definitions, key=lambda d: " USING gin " not in d)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        # Biggest first would be better, but the definitions carry no size: list order.
-        list(pool.map(build, definitions))
+        list(pool.map(build, ordered))
 
 
 def _mongodb_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int) -> int:
@@ -509,18 +585,18 @@ class Command(BaseCommand):
             choices=("auto", "keep", "rebuild"),
             default="auto",
             help="PostgreSQL only. 'rebuild' drops the secondary indexes of audit_logs, loads "
-            "and recreates them, all in one transaction (the table is locked meanwhile; an "
-            "interrupted load rolls back completely). 'keep' loads into the indexed table and "
-            "commits each batch. 'auto' (default) rebuilds when the load at least doubles "
-            "the table and is 100,000 rows or more.",
+            "and recreates them (the list screens are slow meanwhile; a small load does all of "
+            "it in one transaction, a parallel one recreates the indexes even when it fails). "
+            "'keep' loads into the indexed table. 'auto' (default) rebuilds when the load at "
+            "least doubles the table and is 100,000 rows or more.",
         )
         parser.add_argument(
             "--workers",
             type=int,
             default=2,
-            help="PostgreSQL only: processes that generate and COPY rows at once, and "
-            "connections that rebuild indexes at once (default 2). Used when the load is "
-            "200,000 rows or more and not inside a transaction; else one connection.",
+            help="PostgreSQL only: connections that generate and insert rows at once, and "
+            "that rebuild indexes at once (default 2). Used when the load is 200,000 rows or "
+            "more and not inside a transaction; else one connection.",
         )
 
     def handle(self, *args, rows, tenants, batch_size, days, seed, indexes, workers, **options):
@@ -543,6 +619,13 @@ class Command(BaseCommand):
         vendor = connection.vendor
         batch_size = batch_size or (100_000 if vendor == "postgresql" else 5_000)
 
+        if verbosity:
+            self.stdout.write(
+                f"Loading {rows:,} entries into {alias} ({vendor}) over {tenants} tenant(s), "
+                f"batches of {batch_size:,} ..."
+            )
+        # The rate counts everything the command does, building the content too.
+        started = time.perf_counter()
         load_tenants = self._tenants(tenants)
         plan = build_plan(load_tenants, seed=seed)
         now = datetime.now(UTC)
@@ -551,14 +634,7 @@ class Command(BaseCommand):
         span = now.timestamp() - start - 1
         columns = [AuditLog._meta.get_field(name).column for name in FIELDS]
         table = AuditLog._meta.db_table
-
-        if verbosity:
-            self.stdout.write(
-                f"Loading {rows:,} entries into {alias} ({vendor}) over {tenants} tenant(s), "
-                f"batches of {batch_size:,} ..."
-            )
         progress = Progress(rows, enabled=verbosity > 0)
-        started = time.perf_counter()
         extra = ""
         if vendor == "postgresql":
             gen = dict(plan=plan, rows=rows, start=start, span=span, seed=seed)
@@ -591,55 +667,55 @@ class Command(BaseCommand):
     def _load_postgresql(
         self, alias, table, columns, gen, batch_size, indexes, workers, progress
     ) -> tuple[int, str]:
-        """COPY the rows, in parallel worker processes when the load is big.
+        """Generate the rows on the server (see slice_sql()), over several
+        connections when the load is big.
 
         1. Decide whether to drop and rebuild the secondary indexes (a big load
            into a small table) or to maintain them while loading.
-        2. Parallel: each worker process generates its slices of the rows and
-           COPYs them over a connection of its own, a transaction per slice.
-           Rebuilt indexes are dropped (committed) first and recreated over
-           ``workers`` connections at the end, also when the load fails. In
-           process (small loads, or inside a transaction, e.g. tests): one
-           connection, and a rebuild is all-or-nothing in one transaction.
+        2. Parallel: ``workers`` connections each take slices of the rows, a
+           transaction per slice. Rebuilt indexes are dropped (committed) first
+           and recreated over ``workers`` connections at the end, also when the
+           load fails. In process (small loads, or inside a transaction, e.g.
+           tests): Django's connection, and a rebuild is all-or-nothing in one
+           transaction.
         3. ANALYZE, so the planner knows the new size.
         """
         connection = connections[alias]
         rows = gen["rows"]
         quoted_table = connection.ops.quote_name(table)
-        quoted_columns = ", ".join(connection.ops.quote_name(c) for c in columns)
-        copy_sql = f"COPY {quoted_table} ({quoted_columns}) FROM STDIN"
         with connection.cursor() as cursor:
             existing = _estimated_rows(cursor, quoted_table)
         rebuild = indexes == "rebuild" or (
             indexes == "auto" and rows >= 100_000 and rows >= existing
         )
-        parallel = workers > 1 and rows >= 200_000 and not connection.in_atomic_block
-        pools = copy_text_pools(gen["plan"])
+        parallel = workers > 1 and rows >= PARALLEL_MIN_ROWS and not connection.in_atomic_block
+        plan = server_plan(gen["plan"])
+        sql = slice_sql(quoted_table, plan)
+        load = {
+            "rows": rows,
+            "start": gen["start"],
+            "span": gen["span"],
+            "seed": gen["seed"],
+            "middle": os.urandom(5).hex(),
+        }
+        slices = [(a, min(a + batch_size, rows)) for a in range(0, rows, batch_size)]
         done = 0
         index_seconds = 0.0
-        copy_started = time.perf_counter()
+        insert_started = time.perf_counter()
         if parallel:
-            slices = [(a, min(a + batch_size, rows)) for a in range(0, rows, batch_size)]
-            job = CopyJob(
-                settings_dict=connection.settings_dict,
-                copy_sql=copy_sql,
-                pools=pools,
-                middle=os.urandom(5).hex(),
-                slices=slices,
-                **gen,
-            )
             definitions = []
             if rebuild:
                 with transaction.atomic(using=alias), connection.cursor() as cursor:
                     definitions = _secondary_indexes(cursor, quoted_table)
                     for name, _ in definitions:
                         cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-            # Forked workers must not share this process's connection.
-            connections.close_all()
             try:
-                done = _parallel_copy(job, workers, progress)
+                done = _parallel_insert(
+                    connection.settings_dict, quoted_table, plan, sql, load, slices, workers,
+                    progress,
+                )  # fmt: skip
             finally:
-                copy_seconds = time.perf_counter() - copy_started
+                insert_seconds = time.perf_counter() - insert_started
                 if definitions:
                     self.stderr.write(
                         f"Recreating {len(definitions)} indexes over {workers} connections ..."
@@ -648,44 +724,39 @@ class Command(BaseCommand):
                     _create_indexes(connection.settings_dict, [d for _, d in definitions], workers)
                     index_seconds = time.perf_counter() - index_started
         else:
-            lines = generate_rows(pools=pools, as_copy_text=True, **gen)
-            if rebuild:
+            with transaction.atomic(using=alias), connection.cursor() as cursor:
                 # Dropping, loading and recreating in one transaction: cheaper than
                 # maintaining the indexes row by row, and all-or-nothing.
-                with transaction.atomic(using=alias), connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-                    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
-                    definitions = _secondary_indexes(cursor, quoted_table)
-                    for name, _ in definitions:
-                        cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
-                    while done < rows:
-                        done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
-                        progress.update(done)
-                    copy_seconds = time.perf_counter() - copy_started
+                for statement in SESSION_SETTINGS:
+                    cursor.execute(statement.replace("SET ", "SET LOCAL ", 1))
+                cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                definitions = _secondary_indexes(cursor, quoted_table) if rebuild else []
+                for name, _ in definitions:
+                    cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+                prepare_pool(cursor, quoted_table, plan)
+                for first, stop in slices:
+                    cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
+                    done += cursor.rowcount
+                    progress.update(done)
+                cursor.execute(f"DROP TABLE pg_temp.{POOL_TABLE}")
+                insert_seconds = time.perf_counter() - insert_started
+                if definitions:
                     self.stderr.write(f"Recreating {len(definitions)} indexes ...")
                     index_started = time.perf_counter()
                     for _, definition in definitions:
                         cursor.execute(definition)
                     index_seconds = time.perf_counter() - index_started
-            else:
-                while done < rows:
-                    with transaction.atomic(using=alias):
-                        with connection.cursor() as cursor:
-                            # Losing the last batch in a crash is fine for benchmark data.
-                            cursor.execute("SET LOCAL synchronous_commit = off")
-                        done += _copy_batch(alias, columns, lines, min(batch_size, rows - done))
-                    progress.update(done)
-                copy_seconds = time.perf_counter() - copy_started
         analyze_started = time.perf_counter()
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {quoted_table}")
         analyze_seconds = time.perf_counter() - analyze_started
-        how = f"{workers} workers" if parallel else "1 connection"
+        how = f"{workers} connections" if parallel else "1 connection"
         detail = (
-            f" (COPY over {how} {copy_seconds:.1f} s, {done / max(copy_seconds, 1e-9):,.0f} rows/s"
+            f" (generated and inserted over {how} in {insert_seconds:.1f} s: "
+            f"{done / max(insert_seconds, 1e-9):,.0f} rows/s"
         )
         if rebuild:
-            detail += f"; indexes rebuilt in {index_seconds:.1f} s"
+            detail += f"; {len(definitions)} indexes rebuilt in {index_seconds:.1f} s"
         detail += f"; ANALYZE {analyze_seconds:.1f} s)"
         return done, detail
 
