@@ -7,6 +7,15 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmobs.settings")
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        # Load the settings now: Django's command line would hide their error
+        # behind "Unknown command" for any command but help.
+        settings.INSTALLED_APPS  # noqa: B018
+    except ImproperlyConfigured as exc:
+        sys.exit(f"manage.py: the settings are incomplete: {exc}")
     from dmobs.tracing import configure_tracing
 
     configure_tracing()

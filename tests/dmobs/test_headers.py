@@ -125,6 +125,22 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     assert "System check identified no issues" in done.stdout
 
 
+def test_manage_py_names_a_missing_secret_key_instead_of_an_unknown_command(tmp_path):
+    env = production_env(tmp_path)
+    del env["SECRET_KEY"]
+    done = subprocess.run(
+        [sys.executable, "manage.py", "audit_replay"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "SECRET_KEY is not set" in done.stderr
+    assert "Unknown command" not in done.stderr + done.stdout
+
+
 PRODUCTION_COOKIES = """
 import django
 django.setup()
