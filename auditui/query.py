@@ -14,14 +14,17 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from django.core.exceptions import BadRequest
 from django.db import connections
-from django.db.models import Lookup, Q, QuerySet
+from django.db.models import Lookup, Max, Q, QuerySet
 from django.db.models.expressions import Col
 from django.db.models.sql.where import AND
 from django.http import QueryDict
@@ -465,10 +468,25 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
        else DISTINCT over the scoped root queryset; without the filters, so
        picking one value does not hide the others; bounded by ``CHOICES_LIMIT``.
     2. Actors are keyed by id; the name shown is one of the names they used.
+    3. Facet choices are reused while the facet table has not grown (see
+       ``_cached_facet_choices``).
     """
-    base = facet_queryset(scope.queryset)
-    if base is None:
-        base = scope.queryset.order_by()
+    facets = facet_queryset(scope.queryset)
+    if facets is None:
+        actions, resource_types, actors = _choices(scope.queryset.order_by())
+    else:
+        actions, resource_types, actors = _cached_facet_choices(facets)
+    tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
+    return FilterChoices(
+        actions=actions,
+        actors=actors,
+        resource_types=resource_types,
+        tenants=sorted(tenants, key=lambda t: t.name.lower()),
+    )
+
+
+def _choices(base: QuerySet) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
+    """(actions, resource types, actors) of ``base``: DISTINCT, each bounded by CHOICES_LIMIT."""
     actions = sorted(
         base.values_list("action", flat=True).distinct().order_by("action")[:CHOICES_LIMIT]
     )
@@ -484,13 +502,37 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
         .order_by("actor_name", "actor_id")[:CHOICES_LIMIT]
     ):
         actors.setdefault(actor_id, (actor_id, actor_name, actor_type))
-    tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
-    return FilterChoices(
-        actions=actions,
-        actors=sorted(actors.values(), key=lambda a: (a[1].lower(), a[0])),
-        resource_types=resource_types,
-        tenants=sorted(tenants, key=lambda t: t.name.lower()),
-    )
+    return actions, resource_types, sorted(actors.values(), key=lambda a: (a[1].lower(), a[0]))
+
+
+# Facet choices per (database, scope SQL): (facet table version, time, choices).
+# Choices only change when a facet row is added: rows are never updated or
+# deleted, and ids come from a sequence, so the highest id is a version. A
+# transaction that commits after one with a higher id is caught by the time
+# bound. Per process: each worker keeps its own copy.
+CHOICES_CACHE_SECONDS = 60.0
+CHOICES_CACHE_SIZE = 512
+_choices_cache: OrderedDict[tuple, tuple[int | None, float, tuple]] = OrderedDict()
+_choices_lock = threading.Lock()
+
+
+def _cached_facet_choices(facets: QuerySet) -> tuple:
+    sql, params = facets.query.sql_with_params()
+    key = (facets.db, sql, repr(params))
+    version = AuditFacet.objects.using(facets.db).aggregate(v=Max("id"))["v"]
+    now = monotonic()
+    with _choices_lock:
+        hit = _choices_cache.get(key)
+        if hit is not None and hit[0] == version and now - hit[1] < CHOICES_CACHE_SECONDS:
+            _choices_cache.move_to_end(key)
+            return hit[2]
+    choices = _choices(facets)
+    with _choices_lock:
+        _choices_cache[key] = (version, now, choices)
+        _choices_cache.move_to_end(key)
+        while len(_choices_cache) > CHOICES_CACHE_SIZE:
+            _choices_cache.popitem(last=False)
+    return choices
 
 
 FACET_FIELDS = frozenset({"tenant_id", "actor_type", "actor_id", "action", "resource_type"})

@@ -206,9 +206,11 @@ class AuditListView(AuditScreenMixin, View):
                 template = "auditui/_results.html"
             else:
                 template = "auditui/list.html"
+                choices = filter_choices(scope=scope)
                 context.update(
-                    choices=filter_choices(scope=scope),
-                    range_labels=RANGE_LABELS,
+                    choices=choices,
+                    tenant_choices=[(t.slug, t.name) for t in choices.tenants],
+                    range_choices=list(RANGE_LABELS.items()),
                     is_continued=params.cursor is not None,
                     first_page_url=f"{self.app_url('list')}?{params.query_string()}",
                     hidden_filters=[

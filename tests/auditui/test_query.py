@@ -244,3 +244,43 @@ def test_choices_come_from_one_function(world):
     choices = query.filter_choices(scope=scope)
     assert {a[1] for a in choices.actors} <= {"Ivan Initech", "Olga Multi"}
     assert [t.slug for t in choices.tenants] == ["initech"]
+
+
+def test_choices_follow_new_entries_at_once_and_are_reused_while_nothing_changes(world):
+    """Facet choices are kept per process (PostgreSQL) and must still show a new
+    action or actor on the very next request."""
+    tenant = world.tenants["initech"]
+    scope = query.Scope(
+        app=__import__("auditui.apps_registry").apps_registry.APPS["manage"],
+        queryset=AuditLog.objects.filter(tenant_id=tenant.ref_id),
+        tenants=(tenant,),
+        controls=frozenset(),
+    )
+    first = query.filter_choices(scope=scope)
+    with CaptureQueriesContext(connection) as again:
+        assert query.filter_choices(scope=scope) == first
+    if connection.vendor == "postgresql":
+        # The version probe and nothing over audit_facets' rows.
+        assert not [q for q in again.captured_queries if "DISTINCT" in q["sql"]]
+    AuditLog.objects.bulk_create(
+        [
+            make_entry(
+                tenant=tenant,
+                actor=("agent", "agent-new-1", "Newcomer Bot"),
+                created_at=timezone.now(),
+                rng=random.Random(3),
+                action="quarantined",
+            )
+        ]
+    )
+    after = query.filter_choices(scope=scope)
+    assert "quarantined" in after.actions and "quarantined" not in first.actions
+    assert ("agent-new-1", "Newcomer Bot", "agent") in after.actors
+    # Another scope is not answered from this one's entry.
+    other = query.Scope(
+        app=scope.app,
+        queryset=AuditLog.objects.filter(tenant_id=world.tenants["acme"].ref_id),
+        tenants=(world.tenants["acme"],),
+        controls=frozenset(),
+    )
+    assert "quarantined" not in query.filter_choices(scope=other).actions
