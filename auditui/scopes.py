@@ -74,6 +74,10 @@ class AuditScopeMixin(UserPassesTestMixin):
 
     def get_audit_scope(self) -> Scope:
         if not hasattr(self, "_audit_scope"):
+            # A screen over several tenants acts in none of them: say so, so
+            # logs and the server span do not look one up from memberships
+            # (dmobs.tracing.tenant_ref_for_request). The Dashboard names its own.
+            self.request.audit_tenant_ref = ""
             self._audit_scope = Scope(
                 app=self.get_audit_app(),
                 queryset=self.get_audit_queryset(),

@@ -142,8 +142,13 @@ class AuditScreenMixin:
     def app_url(self, name: str, *args: str) -> str:
         return reverse(f"{self.get_audit_app().name}:{name}", args=args)
 
-    def rows(self, entries: list[AuditLog]) -> list[Row]:
-        tenants = tenants_by_ref({e.tenant_id for e in entries})
+    def rows(self, entries: list[AuditLog], *, known: list[Tenant] | tuple = ()) -> list[Row]:
+        """Display rows; tenant names come from ``known`` tenants where they are
+        all there (the scope's own, or the filter choices), else one query."""
+        refs = {e.tenant_id for e in entries if e.tenant_id}
+        tenants = {t.ref_id: t for t in known}
+        if not refs <= tenants.keys():
+            tenants = tenants_by_ref(refs)
         # One reverse() for the page: the detail URL is this prefix + id + "/".
         prefix = self.app_url("detail", "0").removesuffix("0/")
         return [
@@ -178,11 +183,16 @@ class AuditListView(AuditScreenMixin, View):
         except InvalidParams as exc:
             return bad_request(request, str(exc), fragment=fragment)
 
-        page = page_entries(entries, cursor=params.cursor)
+        # The list shows no before/after: leave the jsonb columns on the server.
+        page = page_entries(entries.defer("before", "after"), cursor=params.cursor)
+        choices = None
+        if not fragment:
+            choices = filter_choices(scope=scope)
+        known = choices.tenants if choices else (scope.tenants or ())
         context = {
             **self.screen_context(scope),
             "params": params,
-            "rows": self.rows(page.entries),
+            "rows": self.rows(page.entries, known=known),
             "next_cursor": page.next_cursor,
             "more_url": (
                 f"{self.app_url('list')}?{params.query_string(cursor=page.next_cursor)}"
@@ -206,7 +216,6 @@ class AuditListView(AuditScreenMixin, View):
                 template = "auditui/_results.html"
             else:
                 template = "auditui/list.html"
-                choices = filter_choices(scope=scope)
                 context.update(
                     choices=choices,
                     tenant_choices=[(t.slug, t.name) for t in choices.tenants],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,42 @@ def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
     return event_dict
 
 
+# The request a thread is serving (set by dmobs.middleware.RequestContextMiddleware):
+# the tenant of its log lines is looked up only when a line is written.
+CURRENT_REQUEST: ContextVar[Any] = ContextVar("dmobs_current_request", default=None)
+_resolving = ContextVar("dmobs_resolving_tenant", default=False)
+
+
+def add_request_tenant(_logger: Any, _name: str, event_dict: dict) -> dict:
+    """``tenantId`` of the current request, when no bound value gave one.
+
+    Resolved on the first line that needs it (a screen usually names its tenant
+    first, so no query is made), then cached on the request. The lookup itself
+    may log (database instrumentation): those lines go without it.
+    """
+    if "tenantId" in event_dict or _resolving.get():
+        return event_dict
+    request = CURRENT_REQUEST.get()
+    if request is None:
+        return event_dict
+    from dmobs.tracing import tenant_ref_for_request
+
+    token = _resolving.set(True)
+    try:
+        ref = tenant_ref_for_request(request)
+    finally:
+        _resolving.reset(token)
+    if ref:
+        event_dict["tenantId"] = ref
+    return event_dict
+
+
+def forget_request(**_kwargs: Any) -> None:
+    """``request_finished`` receiver: the response is closed (Django's own lines
+    about it are written), so later lines of this thread belong to no request."""
+    CURRENT_REQUEST.set(None)
+
+
 def drop_django_objects(_logger: Any, _name: str, event_dict: dict) -> dict:
     """Django passes the request (or a socket) and a local time string as
     ``extra``; the line already has requestId and time, and their reprs are noise."""
@@ -51,6 +88,7 @@ def drop_django_objects(_logger: Any, _name: str, event_dict: dict) -> dict:
 def shared_processors() -> list:
     return [
         structlog.contextvars.merge_contextvars,
+        add_request_tenant,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),

@@ -3,11 +3,13 @@
 ``RequestContextMiddleware`` sits right after Django's ``AuthenticationMiddleware``.
 For each request it clears structlog's context variables (a worker thread
 serves many requests) and binds ``requestId`` and, for a signed-in user,
-``userId`` and ``tenantId``; every log line of the request, structlog's or the
-stdlib's, then carries them. The request id comes from a well-formed incoming
-``X-Request-ID`` (set by a proxy) or is generated, is put on the server span,
-and is returned in the ``X-Request-ID`` response header. Each request (but
-health probes and scrapes) ends with one ``request`` access-log line
+``userId``; ``tenantId`` is added to each line by ``dmobs.logger.add_request_tenant``
+when the line is written, so a request that names its tenant itself (the
+screens) or logs nothing costs no membership query. Every log line of the
+request, structlog's or the stdlib's, then carries them. The request id comes
+from a well-formed incoming ``X-Request-ID`` (set by a proxy) or is generated,
+is put on the server span, and is returned in the ``X-Request-ID`` response
+header. Each request (but health probes and scrapes) ends with one ``request`` access-log line
 (``DMOBS_ACCESS_LOG=false`` turns it off, e.g. for benchmarks).
 
 Nothing is cleared after the response on purpose: Django logs 4xx/5xx
@@ -28,8 +30,8 @@ from django.http import HttpRequest, HttpResponse
 from opentelemetry import trace
 
 from dmobs import metrics
-from dmobs.logger import get_logger
-from dmobs.tracing import SPAN_ATTR_REQUEST_ID, tenant_ref_for_request, user_ref_for_request
+from dmobs.logger import CURRENT_REQUEST, get_logger
+from dmobs.tracing import SPAN_ATTR_REQUEST_ID, user_ref_for_request
 
 log = get_logger("dmobs.request")
 
@@ -63,10 +65,10 @@ class RequestContextMiddleware:
         user_ref = user_ref_for_request(request)
         if user_ref:
             context["userId"] = user_ref
-            tenant_ref = tenant_ref_for_request(request)
-            if tenant_ref:
-                context["tenantId"] = tenant_ref
         structlog.contextvars.bind_contextvars(**context)
+        # tenantId: looked up when a line is written (dmobs.logger.add_request_tenant),
+        # by which time a screen has usually named it without a query.
+        CURRENT_REQUEST.set(request)
 
         span = trace.get_current_span()
         if span.is_recording():
@@ -89,7 +91,7 @@ class RequestContextMiddleware:
         # A view may name the tenant it acted in only while it runs (the
         # screens set request.audit_tenant_ref); later lines carry it.
         tenant_ref = getattr(request, "audit_tenant_ref", None)
-        if tenant_ref and tenant_ref != context.get("tenantId"):
+        if tenant_ref:
             structlog.contextvars.bind_contextvars(tenantId=tenant_ref)
         response.headers.setdefault(REQUEST_ID_HEADER, request_id)
         if settings.DMOBS_ACCESS_LOG and request.path not in QUIET_PATHS:

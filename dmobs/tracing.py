@@ -135,12 +135,13 @@ def uses_mongodb() -> bool:
 def tenant_ref_for_request(request: Any) -> str | None:
     """The tenant a request acts in, cached on the request.
 
-    A view that knows it (the screens set ``request.audit_tenant_ref``) wins;
-    otherwise the signed-in user's only tenant membership; otherwise none.
+    A view that knows it wins: the screens set ``request.audit_tenant_ref`` to
+    the tenant they read, or to ``""`` when they read several (none). Otherwise
+    the signed-in user's only tenant membership; otherwise none.
     """
     explicit = getattr(request, "audit_tenant_ref", None)
-    if explicit:
-        return explicit
+    if explicit is not None:
+        return explicit or None
     cached = getattr(request, "_dmobs_tenant_ref", False)
     if cached is not False:
         return cached

@@ -103,6 +103,37 @@ def test_request_lines_carry_request_user_and_tenant(client):
 
 
 @pytest.mark.django_db
+def test_the_tenant_is_looked_up_only_when_no_screen_named_it(client):
+    """A super admin with one membership on the Manage screen (all tenants): the
+    screen says it acts in no tenant, so no membership query runs and no line
+    names that membership's tenant; once the response is closed, later lines of
+    the thread belong to no request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    root = User.objects.create_superuser("root", password="pw-123456789")
+    tenant = Tenant.objects.create(name="Acme", slug="acme")
+    Membership.objects.create(user=root, tenant=tenant, role="admin")
+    client.force_login(root)
+
+    with captured_json_logs() as lines, CaptureQueriesContext(connection) as queries:
+        response = client.get("/manage/audit")
+        get_logger("dmobs.test").info("after the response")
+    assert response.status_code == 200
+    (access,) = [line for line in lines if line["event"] == "request"]
+    assert access["userId"] == root.ref_id and "tenantId" not in access
+    (after,) = [line for line in lines if line["event"] == "after the response"]
+    assert "tenantId" not in after
+    assert not [q for q in queries.captured_queries if "dmobs_membership" in q["sql"]]
+
+    # Elsewhere (no screen names a tenant) the only membership still does.
+    with captured_json_logs() as lines:
+        client.get("/no-such-page/")
+    (access,) = [line for line in lines if line["event"] == "request"]
+    assert access["tenantId"] == tenant.ref_id
+
+
+@pytest.mark.django_db
 def test_each_request_starts_with_a_clean_context(client):
     structlog.contextvars.bind_contextvars(userId="left-over-from-elsewhere")
     with captured_json_logs() as lines:
