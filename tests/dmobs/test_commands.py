@@ -317,6 +317,51 @@ def test_audit_load_over_parallel_connections_writes_every_row_once(monkeypatch)
     assert AuditFacet.objects.count() == distinct
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="parallel load is PostgreSQL only")
+def test_a_failing_parallel_load_says_why_keeps_whole_slices_and_restores_indexes(monkeypatch):
+    """The server refuses slices once 800 rows are in (a trigger raising, as a full
+    disk or a lost connection would): a clear error, the committed slices whole,
+    every index back."""
+
+    def index_definitions():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'"
+            )
+            return sorted(cursor.fetchall())
+
+    before = index_definitions()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE FUNCTION test_refuse_more() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF (SELECT count(*) FROM audit_logs) >= 800 THEN
+                    RAISE EXCEPTION 'disk full (test)';
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER test_refuse_more BEFORE INSERT ON audit_logs
+                FOR EACH STATEMENT EXECUTE FUNCTION test_refuse_more();
+            """
+        )
+    monkeypatch.setattr(audit_load, "PARALLEL_MIN_ROWS", 1_000)
+    try:
+        with pytest.raises(CommandError, match="Loading failed after .*disk full"):
+            _load(
+                "--rows", "4000", "--tenants", "3", "--batch-size", "400", "--indexes",
+                "rebuild",
+            )  # fmt: skip
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER test_refuse_more ON audit_logs")
+            cursor.execute("DROP FUNCTION test_refuse_more()")
+    stored = AuditLog.objects.count()
+    assert 800 <= stored < 4000 and stored % 400 == 0
+    assert index_definitions() == before
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("args", "message"),

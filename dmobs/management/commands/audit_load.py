@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
@@ -74,8 +75,10 @@ class Progress:
         self.started = time.perf_counter()
         self._last_draw = 0.0
         self._last_decile = -1
+        self.done = 0
 
     def update(self, done: int) -> None:
+        self.done = done
         if not self.enabled:
             return
         now = time.perf_counter()
@@ -443,8 +446,6 @@ def slice_params(load: dict, first: int, stop: int, min_len: int) -> dict:
 
 def _connect(settings_dict: dict):
     """A psycopg connection of its own to the database of a Django alias."""
-    import psycopg
-
     return psycopg.connect(
         dbname=settings_dict["NAME"],
         user=settings_dict.get("USER") or None,
@@ -475,21 +476,26 @@ def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, pro
     done = [0]
 
     def worker() -> None:
-        with _connect(settings_dict) as conn, conn.cursor() as cursor:
-            for statement in SESSION_SETTINGS:
-                cursor.execute(statement)
-            prepare_pool(cursor, table, plan)
-            conn.commit()
-            while True:
-                with lock:
-                    if not pending:
-                        return
-                    first, stop = pending.pop()
-                cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
-                written = cursor.rowcount
+        try:
+            with _connect(settings_dict) as conn, conn.cursor() as cursor:
+                for statement in SESSION_SETTINGS:
+                    cursor.execute(statement)
+                prepare_pool(cursor, table, plan)
                 conn.commit()
-                with lock:
-                    done[0] += written
+                while True:
+                    with lock:
+                        if not pending:
+                            return
+                        first, stop = pending.pop()
+                    cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
+                    written = cursor.rowcount
+                    conn.commit()
+                    with lock:
+                        done[0] += written
+        except BaseException:
+            with lock:
+                pending.clear()  # the other connections stop after their slice
+            raise
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(worker) for _ in range(workers)]
@@ -715,6 +721,10 @@ class Command(BaseCommand):
                     connection.settings_dict, quoted_table, plan, sql, load, slices, workers,
                     progress,
                 )  # fmt: skip
+            except psycopg.Error as exc:  # raised on the workers' own connections
+                raise CommandError(
+                    f"Loading failed after {progress.done:,} rows (committed slices stay): {exc}"
+                ) from exc
             finally:
                 insert_seconds = time.perf_counter() - insert_started
                 if definitions:
