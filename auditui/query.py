@@ -440,14 +440,24 @@ def iter_entries(qs: QuerySet, *, chunk_size: int = 1000) -> Iterator[AuditLog]:
         cursor = decode_cursor(page.next_cursor)
 
 
-def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP) -> tuple[int, bool]:
+def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP, ordered: bool = False) -> tuple[int, bool]:
     """How many rows match, counting at most ``cap + 1`` (never the whole scope).
 
     Returns ``(count, more)`` where ``more`` means "more than ``cap``".
+
+    ``ordered`` keeps the list's order in the counted subquery: the planner then
+    walks the same index as the page and stops at ``cap + 1`` matches, where
+    without an order it may build a bitmap of every match of the index condition
+    first (at 10M entries: 52,000 for a 1,001-row count, 27 ms instead of 7).
+    Not for free text: a rare term is found through the trigram index, unordered.
     """
     # Per tenant when one index cannot serve the whole filter (see tenant_branches):
     # a LIMIT alone does not bound the work when the matches are rare.
-    counted = _page_query(qs.order_by(), cap + 1, ordered=False).count()
+    if ordered:
+        # Each per-tenant branch keeps the order; their merge needs none to be counted.
+        counted = _page_query(qs, cap + 1, ordered=False).count()
+    else:
+        counted = _page_query(qs.order_by(), cap + 1, ordered=False).count()
     return min(counted, cap), counted > cap
 
 

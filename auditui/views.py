@@ -204,7 +204,7 @@ class AuditListView(AuditScreenMixin, View):
         if fragment and params.cursor:
             template = "auditui/_rows.html"
         else:
-            count, more = capped_count(entries)
+            count, more = capped_count(entries, ordered=not params.q)
             context.update(
                 count=count,
                 count_more=more,

@@ -229,7 +229,13 @@ def test_list_page_walks_an_index_in_sort_order(big, client, members_see_own, sc
     assert counts, "the screen shows a (capped) count"
     for sql in counts:
         assert "LIMIT 1001" in sql, f"unbounded count over the scope: {sql}"
-        assert_index_plan(sql, count=True)
+        if "ORDER BY" in sql:
+            # Ordered like the page (all but free text): the same index walk
+            # must exist; on 20,000 rows the planner may still prefer a sort.
+            assert name != "q", sql
+            assert_index_plan(sql, lenient=True)
+        else:
+            assert_index_plan(sql, count=True)
     assert not [q for q in queries if "DISTINCT" in q.upper()], "choices must come from facets"
 
 
