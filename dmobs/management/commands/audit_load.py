@@ -381,11 +381,12 @@ def slice_sql(table: str, plan: ServerPlan) -> str:
     salt (makes trace ids unique per slice).
 
     Each step is a subquery behind OFFSET 0, so no volatile value (random())
-    is evaluated twice by a flattened plan; rows leave in generation order (the
-    pool is the hashed side of the last join), so ids reach the primary key in
-    order. Times: row i sits at p = (i + u) / rows, mapped to
-    start + span * (p + sqrt(p)) / 2 as in generate_rows(); the id's first 4
-    bytes are the same second.
+    is evaluated twice by a flattened plan. In the plans PostgreSQL chooses the
+    pool is the hashed side of the last join, so rows leave in generation order
+    and ids reach the primary key in order. ``random()`` is seeded per slice
+    (``run_slice``), so ``--seed`` makes the same picks and times. Times: row i
+    sits at p = (i + u) / rows, mapped to start + span * (p + sqrt(p)) / 2 as in
+    generate_rows(); the id's first 4 bytes are the same second.
     """
     stored = [AuditLog._meta.get_field(n).column for n in FIELDS]
     columns = ", ".join(f'"{c}"' for c in stored)
@@ -444,6 +445,15 @@ def slice_params(load: dict, first: int, stop: int, min_len: int) -> dict:
     }
 
 
+def run_slice(cursor, sql: str, load: dict, first: int, stop: int, min_len: int) -> int:
+    """Insert rows ``first`` .. ``stop - 1``; returns how many were inserted."""
+    # A seed in [-1, 1) of its own per slice, whichever connection runs it.
+    seed = (load["seed"] * 1_000_003 + first) % 2_000_000 / 1_000_000 - 1
+    cursor.execute("SELECT setseed(%s)", [seed])
+    cursor.execute(sql, slice_params(load, first, stop, min_len))
+    return cursor.rowcount
+
+
 def _connect(settings_dict: dict):
     """A psycopg connection of its own to the database of a Django alias."""
     return psycopg.connect(
@@ -487,8 +497,7 @@ def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, pro
                         if not pending:
                             return
                         first, stop = pending.pop()
-                    cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
-                    written = cursor.rowcount
+                    written = run_slice(cursor, sql, load, first, stop, plan.min_len)
                     conn.commit()
                     with lock:
                         done[0] += written
@@ -746,8 +755,7 @@ class Command(BaseCommand):
                     cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
                 prepare_pool(cursor, quoted_table, plan)
                 for first, stop in slices:
-                    cursor.execute(sql, slice_params(load, first, stop, plan.min_len))
-                    done += cursor.rowcount
+                    done += run_slice(cursor, sql, load, first, stop, plan.min_len)
                     progress.update(done)
                 cursor.execute(f"DROP TABLE pg_temp.{POOL_TABLE}")
                 insert_seconds = time.perf_counter() - insert_started
