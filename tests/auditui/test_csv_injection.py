@@ -81,12 +81,19 @@ def formula_entry(trigger: str, i: int, now) -> AuditLog:
     )
 
 
-@pytest.mark.django_db
-def test_csv_export_neutralises_every_column(world, client):
+@pytest.fixture
+def formula_entries(world, client) -> list[AuditLog]:
+    """One entry per formula trigger, every field starting with it; root signed in."""
     now = world.now + timedelta(minutes=5)
     entries = [formula_entry(t, i, now) for i, t in enumerate(TRIGGERS)]
     AuditLog.objects.bulk_create(entries)
     client.force_login(world.users["root"])
+    return entries
+
+
+@pytest.mark.django_db
+def test_csv_export_neutralises_every_column(formula_entries, client):
+    entries = formula_entries
     response = client.get(f"{LIST_URLS['manage']}/export?format=csv&range=all&q=csvinj")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -113,11 +120,8 @@ def test_csv_export_neutralises_every_column(world, client):
 
 
 @pytest.mark.django_db
-def test_ndjson_export_is_the_raw_data(world, client):
-    now = world.now + timedelta(minutes=5)
-    entries = [formula_entry(t, i, now) for i, t in enumerate(TRIGGERS)]
-    AuditLog.objects.bulk_create(entries)
-    client.force_login(world.users["root"])
+def test_ndjson_export_is_the_raw_data(formula_entries, client):
+    entries = formula_entries
     response = client.get(f"{LIST_URLS['manage']}/export?format=ndjson&range=all&q=csvinj")
     assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
     records = {r["id"]: r for r in ndjson_records(response)}

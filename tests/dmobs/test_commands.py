@@ -34,6 +34,13 @@ def _load(*args: str) -> str:
     return out.getvalue()
 
 
+def index_definitions() -> list[tuple[str, str]]:
+    """(name, definition) of every index of audit_logs (PostgreSQL)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'")
+        return sorted(cursor.fetchall())
+
+
 def _counts() -> dict[str, int]:
     return {
         "tenants": Tenant.objects.count(),
@@ -250,13 +257,6 @@ def test_audit_load_is_additive_and_reuses_its_tenants():
 @pytest.mark.django_db
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="index rebuild is PostgreSQL only")
 def test_audit_load_rebuild_restores_every_index():
-    def index_definitions():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'"
-            )
-            return sorted(cursor.fetchall())
-
     before = index_definitions()
     _load("--rows", "1000", "--tenants", "4", "--indexes", "rebuild", "--batch-size", "300")
     assert AuditLog.objects.count() == 1000
@@ -287,13 +287,6 @@ def test_audit_load_over_parallel_connections_writes_every_row_once(monkeypatch)
     """The big-load path: connections of its own, a transaction per slice, the
     secondary indexes dropped first and rebuilt at the end."""
 
-    def index_definitions():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'"
-            )
-            return sorted(cursor.fetchall())
-
     before = index_definitions()
     monkeypatch.setattr(audit_load, "PARALLEL_MIN_ROWS", 1_000)
     output = _load(
@@ -323,13 +316,6 @@ def test_a_failing_parallel_load_says_why_keeps_whole_slices_and_restores_indexe
     """The server refuses slices once 800 rows are in (a trigger raising, as a full
     disk or a lost connection would): a clear error, the committed slices whole,
     every index back."""
-
-    def index_definitions():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'audit_logs'"
-            )
-            return sorted(cursor.fetchall())
 
     before = index_definitions()
     with connection.cursor() as cursor:

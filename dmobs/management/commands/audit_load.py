@@ -466,14 +466,22 @@ def _connect(settings_dict: dict):
     )
 
 
-SESSION_SETTINGS = (
+LOAD_SETTINGS = {
     # The pool table (tens of MB) is hashed once per slice: keep it in memory.
-    "SET work_mem = '256MB'",
+    "work_mem": "256MB",
     # Compiling the expressions costs more than it saves on one statement.
-    "SET jit = off",
+    "jit": "off",
     # Benchmark data: losing the last slices in a server crash is fine.
-    "SET synchronous_commit = off",
-)
+    "synchronous_commit": "off",
+}
+# Index builds sort the whole table: give each one memory for it.
+INDEX_SETTINGS = {"maintenance_work_mem": "512MB"}
+
+
+def _apply_settings(cursor, settings: dict[str, str], *, local: bool = False) -> None:
+    """Set ``settings`` for the session, or with ``local`` for the transaction only."""
+    for name, value in settings.items():
+        cursor.execute("SELECT set_config(%s, %s, %s)", [name, value, local])
 
 
 def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, progress) -> int:
@@ -488,8 +496,7 @@ def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, pro
     def worker() -> None:
         try:
             with _connect(settings_dict) as conn, conn.cursor() as cursor:
-                for statement in SESSION_SETTINGS:
-                    cursor.execute(statement)
+                _apply_settings(cursor, LOAD_SETTINGS)
                 prepare_pool(cursor, table, plan)
                 conn.commit()
                 while True:
@@ -524,8 +531,8 @@ def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -
 
     def build(definition: str) -> None:
         with _connect(settings_dict) as conn:
-            conn.execute("SET maintenance_work_mem = '512MB'")
-            conn.execute("SET max_parallel_maintenance_workers = 0")
+            # Builds already run side by side, a core each.
+            _apply_settings(conn, {**INDEX_SETTINGS, "max_parallel_maintenance_workers": "0"})
             conn.execute(definition)
 
     ordered = sorted(definitions, key=lambda d: " USING gin " not in d)
@@ -747,9 +754,7 @@ class Command(BaseCommand):
             with transaction.atomic(using=alias), connection.cursor() as cursor:
                 # Dropping, loading and recreating in one transaction: cheaper than
                 # maintaining the indexes row by row, and all-or-nothing.
-                for statement in SESSION_SETTINGS:
-                    cursor.execute(statement.replace("SET ", "SET LOCAL ", 1))
-                cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+                _apply_settings(cursor, {**LOAD_SETTINGS, **INDEX_SETTINGS}, local=True)
                 definitions = _secondary_indexes(cursor, quoted_table) if rebuild else []
                 for name, _ in definitions:
                     cursor.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
