@@ -54,7 +54,24 @@ def _text(field: str, value: object, *, max_length: int, required: bool = True) 
         raise ValueError(f"audit_log(): {field} must not be empty")
     if len(value) > max_length:
         raise ValueError(f"audit_log(): {field} is longer than {max_length} characters")
+    _storable(field, value)
     return value
+
+
+def _storable(field: str, text: str) -> None:
+    """Reject text that no store can hold: PostgreSQL refuses NUL in text and
+    jsonb, and a lone surrogate cannot be encoded as UTF-8. Caught here, the
+    caller gets an error naming the field; caught by the store, the entry would
+    fail its whole batch (and every replay of it)."""
+    if "\x00" in text:
+        raise ValueError(f"audit_log(): {field} contains a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"audit_log(): {field} contains a lone surrogate (not valid Unicode)"
+            ) from None
 
 
 def _name(field: str, value: object) -> str:
@@ -73,9 +90,24 @@ def _json_state(field: str, value: object) -> Any:
     try:
         # A JSON round trip both checks the value and freezes a copy: later
         # changes by the caller to its own dict cannot alter the entry.
-        return json.loads(json.dumps(value, allow_nan=False))
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"audit_log(): {field} is not JSON-serialisable: {exc}") from None
+    frozen = json.loads(text)
+    if "\\u0000" in text and _holds_nul(frozen):
+        raise ValueError(f"audit_log(): {field} contains a NUL character")
+    _storable(field, text)
+    return frozen
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def build_entry(

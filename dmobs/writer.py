@@ -36,6 +36,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dmobs import metrics
@@ -90,9 +91,11 @@ class DjangoStore:
         connections[self.alias].close()
 
 
-# One array per column: the whole batch is one statement whose parameters psycopg
-# sends as arrays, so the writer thread spends little Python time per entry
-# (time it holds the GIL, which callers of audit_log() then wait for).
+# The whole batch travels as one JSON array (one parameter, one round trip in
+# autocommit) that PostgreSQL unpacks with json_to_recordset: encoding it is a
+# single C call (json.dumps) on the writer thread, so the thread holds the GIL
+# (which callers of audit_log() then wait for) for little Python time per entry,
+# and the server spends its time inserting rather than waiting for the client.
 _PG_COLUMNS = (
     ("id", "text"),
     ("tenant_id", "text"),
@@ -111,26 +114,29 @@ _PG_COLUMNS = (
 )
 
 
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()  # with microseconds and offset, as stored
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
 def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
-    """INSERT ... SELECT FROM unnest(arrays) ON CONFLICT (id) DO NOTHING: idempotent
-    like ``bulk_create(ignore_conflicts=True)``, at a fraction of its cost."""
+    """INSERT ... SELECT FROM json_to_recordset(batch) ON CONFLICT (id) DO NOTHING:
+    idempotent like ``bulk_create(ignore_conflicts=True)``, at a fraction of its cost."""
     from dmobs.models import AuditLog
 
     meta = AuditLog._meta
     quote = connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name, _ in _PG_COLUMNS)
-    arrays = ", ".join(f"%s::{kind}[]" for _, kind in _PG_COLUMNS)
-    values = []
-    for name, kind in _PG_COLUMNS:
-        if kind == "jsonb":
-            values.append([None if e.get(name) is None else json.dumps(e[name]) for e in entries])
-        else:
-            values.append([e.get(name) for e in entries])
+    record = ", ".join(f"{quote(name)} {kind}" for name, kind in _PG_COLUMNS)
+    picks = ", ".join(f"r.{quote(name)}" for name, _ in _PG_COLUMNS)
+    batch = json.dumps(entries, default=_json_default, ensure_ascii=False, separators=(",", ":"))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-            f"SELECT * FROM unnest({arrays}) ON CONFLICT (id) DO NOTHING",
-            values,
+            f"SELECT {picks} FROM json_to_recordset(%s::json) AS r({record}) "
+            "ON CONFLICT (id) DO NOTHING",
+            [batch],
         )
 
 

@@ -102,3 +102,26 @@ def test_explicit_trace_id_wins(tracer):
     with tracer.start_as_current_span("request"):
         entry_id = audit_log(**entry_kwargs(trace_id="AB" * 16))
     assert AuditLog.objects.get(pk=entry_id).trace_id == "ab" * 16
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "problem"),
+    [
+        ({"description": "bad\x00byte"}, "description", "NUL"),
+        ({"actor_name": "Sa\x00rah"}, "actor_name", "NUL"),
+        ({"resource_name": "plan \ud800"}, "resource_name", "surrogate"),
+        ({"before": {"k\x00": 1}}, "before", "NUL"),
+        ({"after": {"list": ["ok", "no\x00"]}}, "after", "NUL"),
+        ({"after": {"text": "\udfff"}}, "after", "surrogate"),
+    ],
+)
+def test_text_no_store_can_hold_is_refused_with_the_field(overrides, field, problem):
+    """Refused at the call, not by the store: a NUL or a lone surrogate would
+    fail the writer's whole batch on PostgreSQL, and every replay of it."""
+    with pytest.raises(ValueError, match=f"{field} contains a.*{problem}"):
+        audit_log(**entry_kwargs(**overrides))
+
+
+def test_text_that_only_looks_like_a_nul_escape_is_kept():
+    entry = build_entry(**entry_kwargs(after={"note": "\\u0000 written out"}))
+    assert entry["after"] == {"note": "\\u0000 written out"}

@@ -181,3 +181,26 @@ def test_audit_replay_command(tmp_path, settings):
     call_command("audit_replay")
     call_command("audit_replay")
     assert AuditLog.objects.count() == 5
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ({"quote": 'say "hi"', "slash": "a\\b", "nl": "x\ny\tz"}, {"unicode": "Zoë ✓ 🚀"}),
+        ("just text", 42),
+        ([1, 2.5, None, True], {"nested": {"list": [{"k": "v"}], "empty": {}}}),
+        (None, {"literal": "\\u0000 is text here"}),
+    ],
+)
+def test_store_round_trips_every_kind_of_value(before, after):
+    """The PostgreSQL store sends a batch as one JSON document: every value and
+    the exact time must come back as they were given."""
+    entries = [
+        entry(0, before=before, after=after, description='Quote " backslash \\ tab \t é'),
+        entry(1, tenant_id=None, resource_name="Zoë's plan"),
+    ]
+    assert DjangoStore().write(entries) == 2
+    for given in entries:
+        stored = AuditLog.objects.get(pk=given["id"])
+        for name, value in given.items():
+            assert getattr(stored, name) == value, name
