@@ -190,7 +190,11 @@ class AuditWriter:
         self.retry_max = retry_max
         self.durability = durability
         self._clock = clock
-        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        # SimpleQueue (C, no locks in Python) keeps put() and get() cheap on both
+        # threads; the bound is kept by submit() from qsize(), which may let a
+        # racing caller or two past it: harmless for a memory bound.
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.queue_size = queue_size
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = False
@@ -217,9 +221,9 @@ class AuditWriter:
             except OSError as exc:
                 # Still queued for the store: only the crash guarantee is lost.
                 self._report_spool_error([entry], reason="durable append", exc=exc)
-        try:
-            self._queue.put_nowait((entry, generation))
-        except queue.Full:
+        if self._queue.qsize() < self.queue_size:
+            self._queue.put((entry, generation))
+        else:
             if generation is not None:
                 self.spool.mark_done(generation, 1, stored=False)  # on disk already
                 self._spool_pending = True
@@ -256,10 +260,7 @@ class AuditWriter:
             return self._queue.empty()
         marker = _FlushMarker()
         deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            self._queue.put(marker, timeout=timeout)
-        except queue.Full:
-            return False
+        self._queue.put(marker)  # markers are not bounded: a flush always gets in line
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         return marker.done.wait(remaining)
 
@@ -267,10 +268,7 @@ class AuditWriter:
         """Flush, stop the thread, and spool whatever could not be written."""
         self.flush(timeout)
         self._stopping = True
-        try:
-            self._queue.put_nowait(_FlushMarker())  # wake the thread so it sees _stopping
-        except queue.Full:
-            pass
+        self._queue.put(_FlushMarker())  # wake the thread so it sees _stopping
         thread = self._thread
         if thread is not None:
             thread.join(timeout=timeout)
