@@ -49,6 +49,29 @@ def is_secret_key(key: object) -> bool:
     return any(part in normalised for part in SECRET_KEY_PARTS)
 
 
+@functools.lru_cache(maxsize=4096)
+def counts_tokens(key: object) -> bool:
+    """``inputTokens``, ``output_tokens``, ``maxTokens``: a key that names a number
+    of tokens (what AI agents report as usage). Only "tokens" may make it look
+    secret: ``secretTokens`` is not excused."""
+    normalised = _NON_ALNUM.sub("", str(key).lower())
+    return normalised.endswith("tokens") and not any(
+        part in normalised[: -len("tokens")] for part in SECRET_KEY_PARTS
+    )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def is_masked(key: object, *values: Any) -> bool:
+    """Whether the values under ``key`` are hidden: a secret-looking key, unless it
+    counts tokens and every value given is a number (a count, not a credential)."""
+    if not is_secret_key(key):
+        return False
+    return not (counts_tokens(key) and all(v is _MISSING or _is_number(v) for v in values))
+
+
 @dataclass(frozen=True)
 class Change:
     path: str
@@ -97,7 +120,7 @@ def _walk(path: str, old: Any, new: Any, masked: bool, out: list[Change]) -> Non
         if not children:
             out.append(Change(path or "(value)", UNCHANGED, _json(old), _json(new)))
         for key, child_old, child_new in children:
-            child_masked = isinstance(key, str) and is_secret_key(key)
+            child_masked = isinstance(key, str) and is_masked(key, child_old, child_new)
             _walk(_join(path, key), child_old, child_new, child_masked, out)
         return
     if not masked and old is _MISSING and _container(new) and new:
@@ -141,7 +164,7 @@ def diff_states(before: Any, after: Any) -> list[Change]:
 def mask_secrets(value: Any) -> Any:
     """A copy of a JSON value with the values of secret-looking keys replaced by the mask."""
     if isinstance(value, dict):
-        return {k: MASK if is_secret_key(k) else mask_secrets(v) for k, v in value.items()}
+        return {k: MASK if is_masked(k, v) else mask_secrets(v) for k, v in value.items()}
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     return value

@@ -57,8 +57,18 @@ _ANNOTATIONS = {
 BEFORE, AFTER = STORED_NAMES.index("before"), STORED_NAMES.index("after")
 
 
+# `tokens": 5` in JSON text can only be a key ending in "tokens" with a number
+# value (after a string value comes , ] or }, and a quote inside a string is
+# escaped): a token count, which diff.is_masked shows. Dropping the word leaves
+# the rest of the key to the check below (``secretTokens`` still matches).
+_TOKEN_COUNT = re.compile(r'tokens(?=": -?[0-9])')  # jsonb text: `"key": value`
+
+
 def _may_hold_secret(text: str) -> bool:
-    normalised = text.lower().encode("ascii", "ignore").translate(None, _DELETE)
+    lowered = text.lower()
+    if "tokens" in lowered:
+        lowered = _TOKEN_COUNT.sub("", lowered)
+    normalised = lowered.encode("ascii", "ignore").translate(None, _DELETE)
     return _SECRET_PART.search(normalised) is not None
 
 

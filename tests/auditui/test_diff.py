@@ -132,3 +132,30 @@ def test_view_puts_unchanged_apart():
     assert [c.path for c in view.changes] == ["b"]
     assert [c.path for c in view.unchanged] == ["a"]
     assert diff_view(None, None).empty
+
+
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        # What AI agents report as usage: counts, shown.
+        ({"usage": {"inputTokens": 20164, "output_tokens": 3676, "maxTokens": 1.5}}, True),
+        # A token-count name holding anything but a number is still hidden.
+        ({"inputTokens": "sk-live-123"}, False),
+        ({"refreshTokens": ["r1", "r2"]}, False),
+        ({"maxTokens": True}, False),
+        # Only "tokens" is excused, and only at the end of the key.
+        ({"secretTokens": 3}, False),
+        ({"token": 12345}, False),
+        ({"tokenCount": 12}, False),
+    ],
+)
+def test_token_counts_are_shown_credentials_are_not(state, shown):
+    masked = mask_secrets(state)
+    assert (masked == state) is shown
+    changes = diff_states(None, state)
+    assert all(c.masked is not shown for c in changes), changes
+
+
+def test_a_count_that_becomes_text_is_masked_on_both_sides():
+    (change,) = diff_states({"inputTokens": 10}, {"inputTokens": "sk-live-123"})
+    assert change.masked and "sk-live" not in str(change.new) and change.old != "10"

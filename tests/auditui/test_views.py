@@ -186,19 +186,23 @@ def test_csv_export_neutralises_every_column(world, client):
     assert rows[0]["description"] == '\'=HYPERLINK("http://x")'
 
 
-def test_export_masks_secrets(world, client):
+@pytest.mark.parametrize("fmt", ["ndjson", "csv"])
+def test_export_masks_secrets_and_shows_token_counts(world, client, fmt):
+    """Both formats, and on PostgreSQL both CSV paths' quick text check: a
+    credential is masked, an agent's token usage (a number) is shown."""
     client.force_login(world.users["root"])
     entry = make_entry(
         tenant=None,
         actor=("human", "x", "Secret Sam"),
         created_at=datetime.now(UTC),
         rng=random.Random(4),
-        before={"api_key": "sk-live-123"},
-        after={"api_key": "sk-live-456"},
+        before={"api_key": "sk-live-123", "usage": {"inputTokens": 20164}},
+        after={"api_key": "sk-live-456", "usage": {"outputTokens": 3676}, "accessTokens": "tk-9"},
     )
     AuditLog.objects.bulk_create([entry])
-    body = streamed(client.get(f"{LIST_URLS['manage']}/export?format=ndjson&q=Secret Sam"))
-    assert "sk-live" not in body
+    body = streamed(client.get(f"{LIST_URLS['manage']}/export?format={fmt}&q=Secret Sam"))
+    assert "sk-live" not in body and "tk-9" not in body
+    assert "20164" in body and "3676" in body
 
 
 def test_trace_filter_link_from_detail(world, client):
