@@ -1,0 +1,133 @@
+"""The PostgreSQL CSV export (auditui.export): keyset chunks, read ahead by a
+helper thread outside a transaction, with the same cells as the generic export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+
+from auditui import export
+from auditui.views import csv_lines
+from dmobs.models import AuditLog
+from tests.auditui.conftest import make_entry
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="the chunked CSV export is PostgreSQL's own"
+    ),
+    # Committed rows: the read-ahead thread reads on a connection of its own.
+    pytest.mark.django_db(transaction=True),
+]
+
+JSON_COLUMNS = ("before", "after")
+
+
+@pytest.fixture
+def entries():
+    rng = random.Random(7)
+    now = datetime.now(UTC)
+    rows = [
+        make_entry(
+            tenant=None,
+            actor=("agent", f"agent-{i % 3}", "=Planner" if i % 4 == 0 else "Planner"),
+            created_at=now - timedelta(seconds=i // 2),  # pairs share a time: id breaks ties
+            rng=rng,
+        )
+        for i in range(23)
+    ]
+    rows[3].before = "plain text state"
+    rows[4].after = {"usage": {"inputTokens": 120}, "apiKey": "sk-live-1"}
+    rows[5].description = 'He said "hi",\r\nthen left'
+    rows[6].before, rows[6].after = None, True
+    return AuditLog.objects.bulk_create(rows)
+
+
+def parse(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def generic_rows() -> list[dict]:
+    return parse("".join(csv_lines(AuditLog.objects.order_by("-created_at", "-id"))))
+
+
+def same_cells(ours: dict, theirs: dict) -> bool:
+    for name, value in theirs.items():
+        if name in JSON_COLUMNS and value.startswith(("{", "[")):
+            if json.loads(ours[name]) != json.loads(value):
+                return False
+        elif ours[name] != value:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("read_ahead", [True, False])
+def test_chunks_hold_every_entry_once_with_the_generic_exports_cells(entries, read_ahead):
+    chunks = list(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=read_ahead))
+    assert len(chunks) == 1 + 5  # the header, then 23 rows in chunks of 5
+    ours, theirs = parse("".join(chunks)), generic_rows()
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs]
+    assert len({r["id"] for r in ours}) == 23
+    for mine, generic in zip(ours, theirs, strict=True):
+        assert same_cells(mine, generic), (mine, generic)
+    by_id = {r["id"]: r for r in ours}
+    assert by_id[entries[0].id]["actorName"] == "'=Planner"
+    assert json.loads(by_id[entries[4].id]["after"]) == {
+        "usage": {"inputTokens": 120},
+        "apiKey": "••••••",
+    }
+    assert by_id[entries[5].id]["description"] == 'He said "hi",\r\nthen left'
+
+
+def test_read_ahead_is_the_default_outside_a_transaction(entries, monkeypatch):
+    threads = []
+    real = export._read_ahead
+
+    def spy(chunks):
+        threads.append(threading.current_thread())
+        return real(chunks)
+
+    monkeypatch.setattr(export, "_read_ahead", spy)
+    assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=10)))) == 23
+    assert len(threads) == 1
+
+
+def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries):
+    def connections_here() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = connections_here()
+    chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)
+    header = next(chunks)
+    assert len(parse(header + next(chunks))) == 5
+    chunks.close()  # the client went away
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+    assert connections_here() == before
+
+
+def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch):
+    real = export._page_query
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("lost the database (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_page_query", failing)
+    chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)
+    next(chunks), next(chunks)
+    with pytest.raises(RuntimeError, match="lost the database"):
+        list(chunks)
+    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
