@@ -262,6 +262,8 @@ if AUDIT_DURABILITY not in ("memory", "disk"):
 AUDIT_SPOOL_DIR = Path(env_str("AUDIT_SPOOL_DIR", str(BASE_DIR / "var" / "spool")))
 AUDIT_BATCH_SIZE = env_int("AUDIT_BATCH_SIZE", 500)
 AUDIT_FLUSH_INTERVAL = env_float("AUDIT_FLUSH_INTERVAL", 0.2)
+# Batches in flight at once on PostgreSQL, each on its own connection (1 elsewhere).
+AUDIT_WRITER_CONNECTIONS = env_int("AUDIT_WRITER_CONNECTIONS", 2)
 AUDIT_QUEUE_SIZE = env_int("AUDIT_QUEUE_SIZE", 100_000)
 AUDIT_RETRY_MAX_SECONDS = env_float("AUDIT_RETRY_MAX_SECONDS", 30.0)
 AUDIT_EXIT_FLUSH_TIMEOUT = env_float("AUDIT_EXIT_FLUSH_TIMEOUT", 10.0)

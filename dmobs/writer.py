@@ -3,7 +3,9 @@
 ``audit_log()`` puts an entry on an in-memory queue and returns. One daemon
 thread per process takes entries off in batches (at most ``batch_size``
 entries, at most ``flush_interval`` seconds after the first one) and inserts
-them into the audit store. When the store fails, the batch goes to the disk
+them into the audit store; on PostgreSQL up to ``connections`` batches are
+inserted at once by write threads, each on its own connection, and the writer
+thread settles them (stored, or spooled) in order. When the store fails, the batch goes to the disk
 spool (fsynced) and the writer retries with exponential backoff; once the
 store answers again it replays the spool. A full queue spills to the spool on
 the caller's thread, so nothing is dropped and ``audit_log()`` never blocks on
@@ -34,8 +36,9 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -178,6 +181,7 @@ class AuditWriter:
         retry_initial: float = 0.5,
         retry_max: float = 30.0,
         durability: str = "memory",
+        connections: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ):
         if durability not in DURABILITIES:
@@ -189,6 +193,12 @@ class AuditWriter:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.durability = durability
+        # Batches written at once, each on a connection of its own: while the
+        # database inserts one batch, the next is already on its way, so the
+        # writer is not idle between a reply and the next request.
+        self.connections = max(1, connections)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Future, list[_Item]]] = deque()
         self._clock = clock
         # SimpleQueue (C, no locks in Python) keeps put() and get() cheap on both
         # threads; the bound is kept by submit() from qsize(), which may let a
@@ -277,7 +287,8 @@ class AuditWriter:
             # Stuck in a write: its batch may or may not reach the store, and
             # the interpreter will not wait for a daemon thread. Spool it too;
             # replay inserts each id at most once.
-            leftovers = list(self._inflight) + leftovers
+            writing = [item for _, batch in list(self._pending) for item in batch]
+            leftovers = list(self._inflight) + writing + leftovers
         self._park(leftovers, reason="shutdown")
         self.spool.close()
 
@@ -300,9 +311,38 @@ class AuditWriter:
                     time.sleep(0.1)
         finally:
             try:
+                self._settle_all()
+            except Exception:  # noqa: BLE001
+                log.exception("audit writer could not settle its last writes")
+            self._close_pool()
+            try:
                 self.store.close()  # this thread's database connection
             except Exception:  # noqa: BLE001
                 pass
+
+    def _close_pool(self) -> None:
+        """Close each write thread's database connection, then the threads."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # One job per thread: each waits at the barrier, so no thread takes two.
+        barrier = threading.Barrier(self.connections)
+
+        def close_here() -> None:
+            try:
+                self.store.close()
+            finally:
+                try:
+                    barrier.wait(timeout=5)
+                except threading.BrokenBarrierError:
+                    pass
+
+        try:
+            for _ in range(self.connections):
+                pool.submit(close_here)
+        except RuntimeError:  # the interpreter is exiting and stops the threads itself
+            barrier.abort()
+        pool.shutdown(wait=True)
 
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
@@ -310,8 +350,11 @@ class AuditWriter:
         # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
         metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
-            self._write(batch)
+            self._dispatch(batch)
         self._inflight = []
+        self._settle_done()
+        if markers:
+            self._settle_all()  # a flush waits for every write in flight
         self._maybe_replay(force=bool(markers))
         for marker in markers:
             marker.done.set()
@@ -349,12 +392,52 @@ class AuditWriter:
         return batch, markers
 
     def _write(self, batch: list[_Item]) -> None:
+        """Write a batch on this thread and settle it."""
         if self._store_down and self._clock() < self._next_retry:
             self._park(batch, reason="audit store down")
             return
         try:
             self.store.write([entry for entry, _ in batch])
         except Exception as exc:  # noqa: BLE001 - any store failure means "spool it"
+            self._settle(batch, exc)
+            return
+        self._settle(batch, None)
+
+    def _dispatch(self, batch: list[_Item]) -> None:
+        """Hand a batch to a write thread (at most ``connections`` in flight)."""
+        if self.connections == 1 or (self._store_down and self._clock() < self._next_retry):
+            self._write(batch)
+            return
+        while len(self._pending) >= self.connections:
+            self._settle_oldest()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                self.connections, thread_name_prefix="dmobs-audit-store"
+            )
+        entries = [entry for entry, _ in batch]
+        try:
+            future = self._pool.submit(self.store.write, entries)
+        except RuntimeError:  # the interpreter is exiting: no new threads, write here
+            self._write(batch)
+            return
+        self._pending.append((future, batch))
+
+    def _settle_oldest(self) -> None:
+        future, batch = self._pending[0]
+        exc = future.exception()  # waits for it
+        self._pending.popleft()
+        self._settle(batch, exc)
+
+    def _settle_done(self) -> None:
+        while self._pending and self._pending[0][0].done():
+            self._settle_oldest()
+
+    def _settle_all(self) -> None:
+        while self._pending:
+            self._settle_oldest()
+
+    def _settle(self, batch: list[_Item], exc: BaseException | None) -> None:
+        if exc is not None:
             metrics.AUDIT_STORE_ERRORS.inc()
             self._mark_down(exc)
             self._park(batch, reason="audit store write failed")
@@ -475,15 +558,25 @@ def build_writer() -> AuditWriter:
     from django.conf import settings
 
     cls = InlineAuditWriter if settings.AUDIT_WRITER_MODE == "inline" else AuditWriter
+    store = select_store()
     return cls(
-        store=select_store(),
+        store=store,
         spool=Spool(settings.AUDIT_SPOOL_DIR),
         batch_size=settings.AUDIT_BATCH_SIZE,
         flush_interval=settings.AUDIT_FLUSH_INTERVAL,
         queue_size=settings.AUDIT_QUEUE_SIZE,
         retry_max=settings.AUDIT_RETRY_MAX_SECONDS,
         durability=getattr(settings, "AUDIT_DURABILITY", "memory"),
+        connections=settings.AUDIT_WRITER_CONNECTIONS if _writes_in_parallel(store) else 1,
     )
+
+
+def _writes_in_parallel(store: Any) -> bool:
+    """Only PostgreSQL takes concurrent batches well: SQLite would answer "database
+    is locked" to the second connection."""
+    from django.db import connections
+
+    return isinstance(store, DjangoStore) and connections[store.alias].vendor == "postgresql"
 
 
 def get_writer() -> AuditWriter:

@@ -8,6 +8,7 @@ import json
 import threading
 
 import pytest
+from django.db import connection
 
 from dmobs.audit import audit_log, build_entry
 from dmobs.models import AuditLog
@@ -105,9 +106,15 @@ def test_flush_drains_every_entry_audit_log_accepted(tmp_path):
     assert set(AuditLog.objects.values_list("id", flat=True)) == set(ids)
 
 
-def test_store_failing_then_recovering_stores_everything_once(tmp_path):
+ON_POSTGRESQL = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="parallel batches are for PostgreSQL only"
+)
+
+
+@pytest.mark.parametrize("connections", [1, pytest.param(2, marks=ON_POSTGRESQL)])
+def test_store_failing_then_recovering_stores_everything_once(tmp_path, connections):
     store = FlakyStore(failures=3)
-    writer = make_writer(store, tmp_path, batch_size=50)
+    writer = make_writer(store, tmp_path, batch_size=50, connections=connections)
     expected = []
     for i in range(500):
         e = entry(i)
@@ -204,3 +211,69 @@ def test_store_round_trips_every_kind_of_value(before, after):
         stored = AuditLog.objects.get(pk=given["id"])
         for name, value in given.items():
             assert getattr(stored, name) == value, name
+
+
+class SlowStore(DjangoStore):
+    """The real store, slowed down, counting how many writes run at once."""
+
+    def __init__(self, delay: float):
+        super().__init__()
+        self.delay = delay
+        self.running = 0
+        self.most = 0
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+
+    def write(self, entries):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.threads.add(threading.current_thread().name)
+        try:
+            threading.Event().wait(self.delay)
+            return super().write(entries)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@ON_POSTGRESQL
+def test_two_connections_write_two_batches_at_once_and_flush_waits_for_both(tmp_path):
+    store = SlowStore(delay=0.2)
+    writer = make_writer(store, tmp_path, batch_size=100, connections=2)
+    for i in range(600):
+        writer.submit(entry(i))
+    assert writer.flush(timeout=10)
+    # flush() returned: every batch in flight has been settled.
+    assert AuditLog.objects.filter(tenant_id="t-writer").count() == 600
+    assert store.most == 2
+    assert len(store.threads) == 2 and all(n.startswith("dmobs-audit-store") for n in store.threads)
+    writer.close()
+
+
+@ON_POSTGRESQL
+def test_close_closes_the_connections_of_the_write_threads(tmp_path):
+    def connections_here() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    before = connections_here()
+    writer = make_writer(SlowStore(delay=0.05), tmp_path, batch_size=10, connections=2)
+    for i in range(100):
+        writer.submit(entry(i))
+    assert writer.flush(timeout=10)
+    assert connections_here() >= before + 2  # the writer thread's and the write threads'
+    writer.close()
+    assert connections_here() == before
+    assert not [t for t in threading.enumerate() if t.name.startswith("dmobs-audit")]
+
+
+def test_batches_go_in_parallel_on_postgresql_only(settings):
+    from dmobs.writer import build_writer
+
+    settings.AUDIT_WRITER_CONNECTIONS = 3
+    expected = 3 if connection.vendor == "postgresql" else 1
+    assert build_writer().connections == expected
