@@ -5,11 +5,11 @@ thread per process takes entries off in batches (at most ``batch_size``
 entries, at most ``flush_interval`` seconds after the first one) and inserts
 them into the audit store; on PostgreSQL up to ``connections`` batches are
 inserted at once by write threads, each on its own connection, and the writer
-thread settles them (stored, or spooled) in order. When the store fails, the batch goes to the disk
-spool (fsynced) and the writer retries with exponential backoff; once the
-store answers again it replays the spool. A full queue spills to the spool on
-the caller's thread, so nothing is dropped and ``audit_log()`` never blocks on
-the database. ``flush()`` drains everything; it also runs at interpreter exit.
+thread settles them (stored, or spooled) in order. When the store fails, the
+batch goes to the disk spool (fsynced) and the writer retries with exponential
+backoff; once the store answers again it replays the spool. A full queue spills
+to the spool on the caller's thread, so nothing is dropped and ``audit_log()``
+never blocks on the database. ``flush()`` drains everything; it also runs at interpreter exit.
 
 Durability (``AUDIT_DURABILITY``):
 
