@@ -28,9 +28,11 @@ def _seed(**options) -> str:
     return out.getvalue()
 
 
-def _load(*args: str) -> str:
+def _load(*args: str, progress: list[str] | None = None) -> str:
     out, err = io.StringIO(), io.StringIO()
     call_command("audit_load", *args, stdout=out, stderr=err)
+    if progress is not None:
+        progress.extend(err.getvalue().splitlines())
     return out.getvalue()
 
 
@@ -289,11 +291,17 @@ def test_audit_load_over_parallel_connections_writes_every_row_once(monkeypatch)
 
     before = index_definitions()
     monkeypatch.setattr(audit_load, "PARALLEL_MIN_ROWS", 1_000)
+    progress: list[str] = []
     output = _load(
         "--rows", "3001", "--tenants", "6", "--batch-size", "400", "--workers", "3",
-        "--indexes", "rebuild",
+        "--indexes", "rebuild", progress=progress,
     )  # fmt: skip
     assert "over 3 connections" in output and "indexes rebuilt" in output
+    # A line per rebuilt index as it ends, the slow GIN index started first.
+    rebuilt = [line.split()[1] for line in progress if " built in " in line]
+    secondary = [name for name, d in before if "UNIQUE" not in d]
+    assert sorted(rebuilt) == sorted(secondary)
+    assert any(f"[{len(secondary)}/{len(secondary)}]" in line for line in progress), progress
     rows = list(AuditLog.objects.values_list("id", "tenant_id", "created_at", "trace_id"))
     assert len(rows) == 3001 and len({r[0] for r in rows}) == 3001
     assert all(int(r[0][:8], 16) == int(r[2].timestamp()) for r in rows)

@@ -31,8 +31,9 @@ import math
 import os
 import random
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -524,18 +525,26 @@ def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, pro
     return done[0]
 
 
-def _create_indexes(settings_dict: dict, definitions: list[str], workers: int) -> None:
+def _create_indexes(
+    settings_dict: dict,
+    definitions: list[tuple[str, str]],
+    workers: int,
+    built: Callable[[str, float], None],
+) -> None:
     """CREATE INDEX statements over ``workers`` connections at once (each build is
     a sort on one core), GIN indexes first (they take longest), with the session's
-    maintenance_work_mem raised."""
+    maintenance_work_mem raised. ``built(name, seconds)`` is called as each ends."""
 
-    def build(definition: str) -> None:
+    def build(item: tuple[str, str]) -> None:
+        name, definition = item
+        started = time.perf_counter()
         with _connect(settings_dict) as conn:
             # Builds already run side by side, a core each.
             _apply_settings(conn, {**INDEX_SETTINGS, "max_parallel_maintenance_workers": "0"})
             conn.execute(definition)
+        built(name, time.perf_counter() - started)
 
-    ordered = sorted(definitions, key=lambda d: " USING gin " not in d)
+    ordered = sorted(definitions, key=lambda item: " USING gin " not in item[1])
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         list(pool.map(build, ordered))
 
@@ -748,7 +757,12 @@ class Command(BaseCommand):
                         f"Recreating {len(definitions)} indexes over {workers} connections ..."
                     )
                     index_started = time.perf_counter()
-                    _create_indexes(connection.settings_dict, [d for _, d in definitions], workers)
+                    _create_indexes(
+                        connection.settings_dict,
+                        definitions,
+                        workers,
+                        self._index_built(definitions),
+                    )
                     index_seconds = time.perf_counter() - index_started
         else:
             with transaction.atomic(using=alias), connection.cursor() as cursor:
@@ -767,8 +781,11 @@ class Command(BaseCommand):
                 if definitions:
                     self.stderr.write(f"Recreating {len(definitions)} indexes ...")
                     index_started = time.perf_counter()
-                    for _, definition in definitions:
+                    built = self._index_built(definitions)
+                    for name, definition in definitions:
+                        started = time.perf_counter()
                         cursor.execute(definition)
+                        built(name, time.perf_counter() - started)
                     index_seconds = time.perf_counter() - index_started
         analyze_started = time.perf_counter()
         # VACUUM too, where it can run (not inside a transaction): it sets the
@@ -787,6 +804,20 @@ class Command(BaseCommand):
             detail += f"; {len(definitions)} indexes rebuilt in {index_seconds:.1f} s"
         detail += f"; {analyze.replace(' (ANALYZE)', ' ANALYZE')} {analyze_seconds:.1f} s)"
         return done, detail
+
+    def _index_built(self, definitions: list[tuple[str, str]]) -> Callable[[str, float], None]:
+        """A progress line per rebuilt index (builds of a big load take minutes)."""
+        lock = threading.Lock()
+        count = [0]
+
+        def built(name: str, seconds: float) -> None:
+            with lock:
+                count[0] += 1
+                self.stderr.write(
+                    f"  [{count[0]}/{len(definitions)}] {name} built in {seconds:.1f} s"
+                )
+
+        return built
 
     def _tenants(self, count: int) -> list[Tenant]:
         """Tenants load-001 .. load-NNN, created when missing (by slug, so idempotent)."""
