@@ -11,7 +11,7 @@
 
 Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
 size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
-BENCH_REQUESTS (30), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
+BENCH_REQUESTS (100), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
 (8765), BENCH_WRITER_ENTRIES (100000), BENCH_SKIP (comma list of: admin,
 export, writer, profile), BENCH_LOAD_ONLY=true (load the database and stop).
 
@@ -52,7 +52,7 @@ def _size_label(n: int) -> str:
 DB = os.environ.get("BENCH_DB", f"dmobs_bench_{_size_label(ROWS)}")
 if not DB.startswith("dmobs_bench"):
     raise SystemExit(f"BENCH_DB must start with dmobs_bench, got {DB!r}")
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "30"))
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "100"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "5"))
 ADMIN_REQUESTS = int(os.environ.get("BENCH_ADMIN_REQUESTS", "20"))
 PORT = int(os.environ.get("BENCH_PORT", "8765"))
