@@ -51,6 +51,10 @@ AUDIT_SPOOL_ERRORS = Counter(
 AUDIT_TORN_LINES = Counter(
     "dmobs_audit_spool_torn_lines", "Unreadable spool lines moved to quarantine."
 )
+AUDIT_REJECTED = Counter(
+    "dmobs_audit_entries_rejected",
+    "Spooled entries the store refused as invalid, moved to quarantine.",
+)
 AUDIT_QUEUE_DEPTH = Gauge(
     "dmobs_audit_queue_depth",
     "Entries waiting in the writer queues of live processes.",
@@ -214,7 +218,7 @@ class SpoolCollector(Collector):
             return None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from dmobs.spool import SPOOL_SUFFIX, TORN_SUFFIX
+        from dmobs.spool import REJECTED_SUFFIX, SPOOL_SUFFIX, TORN_SUFFIX
 
         files = 0
         size = 0
@@ -231,7 +235,7 @@ class SpoolCollector(Collector):
                     files += 1
                     size += stat.st_size
                     oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
-                elif entry.name.endswith(TORN_SUFFIX):
+                elif entry.name.endswith((TORN_SUFFIX, REJECTED_SUFFIX)):
                     torn += 1
         yield GaugeMetricFamily(
             "dmobs_audit_spool_pending_files", "Spool files waiting to be replayed.", value=files
@@ -246,7 +250,7 @@ class SpoolCollector(Collector):
         )
         yield GaugeMetricFamily(
             "dmobs_audit_spool_quarantined_files",
-            "Quarantine files of unreadable spool lines (need a person).",
+            "Quarantine files: unreadable spool lines, entries the store refused (need a person).",
             value=torn,
         )
 

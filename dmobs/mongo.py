@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bson.errors import InvalidDocument
 from django.db import NotSupportedError
 from django.db.models import Lookup
 from pymongo.errors import BulkWriteError
@@ -93,6 +94,15 @@ class MongoStore:
         if duplicates:
             log.info("audit entries already stored", entries=duplicates)
         return len(entries)
+
+    @staticmethod
+    def refuses(exc: BaseException) -> bool:
+        """The server answered and refused documents (per-document write errors,
+        a document BSON cannot hold), as opposed to being unreachable."""
+        if isinstance(exc, BulkWriteError):
+            details = exc.details or {}
+            return bool(details.get("writeErrors")) and not details.get("writeConcernErrors")
+        return isinstance(exc, InvalidDocument | TypeError | ValueError)
 
     def close(self) -> None:
         # The MongoClient is a thread-safe pool shared by the process; there is

@@ -54,6 +54,7 @@ log = get_logger("dmobs.spool")
 
 SPOOL_SUFFIX = ".ndjson"
 TORN_SUFFIX = ".torn"
+REJECTED_SUFFIX = ".rejected"
 DEFAULT_MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 
 
@@ -63,6 +64,8 @@ class ReplayReport:
     replayed: int = 0
     torn_lines: int = 0
     torn_files: list[str] = field(default_factory=list)
+    rejected: int = 0
+    rejected_files: list[str] = field(default_factory=list)
     skipped_live: int = 0
 
 
@@ -314,12 +317,22 @@ class Spool:
         return bool(replayable)
 
     def replay(
-        self, write: Callable[[list[dict[str, Any]]], int], *, batch_size: int = 1000
+        self,
+        write: Callable[[list[dict[str, Any]]], int],
+        *,
+        batch_size: int = 1000,
+        refuses: Callable[[BaseException], bool] | None = None,
     ) -> ReplayReport:
         """Insert every spooled entry with ``write`` and remove the spool files.
 
         ``write`` must be idempotent on the entry id. If it raises, the file is
         kept whole and the error propagates: a later replay starts it again.
+        Except when ``refuses(error)`` says the store answered but refused the
+        data (a constraint, a value it cannot hold): then the batch is split
+        until the refused entries are alone, the others are stored, and the
+        refused ones go to a ``.rejected`` file (fsynced, with the store's error)
+        for a person. Without that, one bad entry would stop every replay at its
+        file, and every file after it, for good.
         This spool's own spilled segment is sealed first; journal segments still
         in use, here or in another running process, are skipped and counted in
         ``skipped_live``.
@@ -340,17 +353,65 @@ class Spool:
                 if os.fstat(fd).st_nlink == 0:
                     continue
                 entries, torn = _parse(_read_all(fd))
+                rejected: list[tuple[dict[str, Any], BaseException]] = []
                 for start in range(0, len(entries), batch_size):
-                    write(entries[start : start + batch_size])
+                    rejected += _write_apart(write, entries[start : start + batch_size], refuses)
                 if torn:
                     _quarantine(path, torn, report)
+                if rejected:
+                    _reject(path, rejected, report)
                 os.unlink(path)
                 report.files += 1
-                report.replayed += len(entries)
-                metrics.AUDIT_REPLAYED.inc(len(entries))
+                report.replayed += len(entries) - len(rejected)
+                metrics.AUDIT_REPLAYED.inc(len(entries) - len(rejected))
             finally:
                 os.close(fd)
         return report
+
+
+def _write_apart(
+    write: Callable[[list[dict[str, Any]]], int],
+    batch: list[dict[str, Any]],
+    refuses: Callable[[BaseException], bool] | None,
+) -> list[tuple[dict[str, Any], BaseException]]:
+    """Write ``batch``; if the store refuses it, halve it until each refused entry
+    is alone. Returns the refused entries with their errors; any other error
+    propagates (the store is down: the file stays for a later replay)."""
+    try:
+        write(batch)
+        return []
+    except Exception as exc:
+        if refuses is None or not refuses(exc):
+            raise
+        if len(batch) == 1:
+            return [(batch[0], exc)]
+    middle = len(batch) // 2
+    return _write_apart(write, batch[:middle], refuses) + _write_apart(
+        write, batch[middle:], refuses
+    )
+
+
+def _reject(
+    path: Path, rejected: list[tuple[dict[str, Any], BaseException]], report: ReplayReport
+) -> None:
+    rejected_path = path.with_name(path.name[: -len(SPOOL_SUFFIX)] + REJECTED_SUFFIX)
+    with open(rejected_path, "ab") as out:
+        for entry, exc in rejected:
+            line = {"record": entry_to_record(entry), "error": str(exc)}
+            out.write(json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n")
+        out.flush()
+        os.fsync(out.fileno())
+    for entry, exc in rejected:
+        log.error(
+            "audit entry refused by the store, moved to quarantine",
+            id=entry.get("id"),
+            error=str(exc),
+            spool_file=str(path),
+            quarantine_file=str(rejected_path),
+        )
+    metrics.AUDIT_REJECTED.inc(len(rejected))
+    report.rejected += len(rejected)
+    report.rejected_files.append(str(rejected_path))
 
 
 def _quarantine(path: Path, torn: list[tuple[int, bytes]], report: ReplayReport) -> None:

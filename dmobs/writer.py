@@ -50,11 +50,12 @@ log = get_logger("dmobs.writer")
 
 
 class DjangoStore:
-    """Inserts entries through the ORM into the audit database alias.
+    """Inserts entries into the audit database alias.
 
-    ``bulk_create(ignore_conflicts=True)`` (on PostgreSQL the cheaper
-    ``_insert_postgresql``, also ``ON CONFLICT DO NOTHING``) turns a second insert
-    of the same id into a no-op, which is what makes retries and replays idempotent.
+    ``INSERT ... ON CONFLICT (id) DO NOTHING`` (``_insert_postgresql``,
+    ``_insert_sqlite``) turns a second insert of the same id into a no-op, which is
+    what makes retries and replays idempotent; any other constraint still fails
+    the batch, and ``refuses()`` tells such a refusal from an unreachable store.
     """
 
     def __init__(self, alias: str | None = None):
@@ -75,6 +76,8 @@ class DjangoStore:
             connection = connections[self.alias]
             if connection.vendor == "postgresql":
                 _insert_postgresql(connection, entries)
+            elif connection.vendor == "sqlite":
+                _insert_sqlite(connection, entries)
             else:
                 AuditLog.objects.using(self.alias).bulk_create(
                     [AuditLog(**entry) for entry in entries], ignore_conflicts=True, batch_size=1000
@@ -92,6 +95,14 @@ class DjangoStore:
         from django.db import connections
 
         connections[self.alias].close()
+
+    @staticmethod
+    def refuses(exc: BaseException) -> bool:
+        """The database answered and refused the data (a constraint, a value a
+        column cannot hold), as opposed to being unreachable."""
+        from django.db import DataError, IntegrityError
+
+        return isinstance(exc, DataError | IntegrityError | TypeError | ValueError)
 
 
 # The whole batch travels as one JSON array (one parameter, one round trip in
@@ -141,6 +152,32 @@ def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
             "ON CONFLICT (id) DO NOTHING",
             [batch],
         )
+
+
+def _insert_sqlite(connection, entries: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT (id) DO NOTHING. Not ``bulk_create(ignore_conflicts=
+    True)``: on SQLite that is INSERT OR IGNORE, which also skips, silently, a row
+    that breaks NOT NULL; an entry would be lost while reported stored."""
+    from dmobs.models import AuditLog
+
+    meta = AuditLog._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name, _ in _PG_COLUMNS]
+    columns = ", ".join(quote(field.column) for field in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    rows = [
+        [field.get_db_prep_save(e.get(field.name), connection) for field in fields] for e in entries
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks}) "
+            "ON CONFLICT (id) DO NOTHING",
+            rows,
+        )
+
+
+def _refusal_test(store: Any) -> Callable[[BaseException], bool] | None:
+    return getattr(store, "refuses", None)
 
 
 def select_store(alias: str | None = None) -> Any:
@@ -439,6 +476,15 @@ class AuditWriter:
     def _settle(self, batch: list[_Item], exc: BaseException | None) -> None:
         if exc is not None:
             metrics.AUDIT_STORE_ERRORS.inc()
+            refuses = _refusal_test(self.store)
+            if refuses is not None and refuses(exc):
+                # The store is up but refused something in the batch: spool it
+                # and replay at once, which stores the rest and sets the refused
+                # entries apart. No backoff for the entries that follow.
+                log.error("audit store refused a batch; replaying it apart", error=str(exc))
+                self._park(batch, reason="audit store refused the batch")
+                self._spool_pending = True
+                return
             self._mark_down(exc)
             self._park(batch, reason="audit store write failed")
             return
@@ -502,7 +548,7 @@ class AuditWriter:
             log.info("audit spool replayed", entries=report.replayed, files=report.files)
 
     def replay(self) -> ReplayReport:
-        report = self.spool.replay(self._write_for_replay)
+        report = self.spool.replay(self._write_for_replay, refuses=_refusal_test(self.store))
         self._spool_pending = self.spool.has_pending()
         return report
 

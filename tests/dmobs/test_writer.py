@@ -4,6 +4,7 @@ has a connection of its own."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 
@@ -277,3 +278,99 @@ def test_batches_go_in_parallel_on_postgresql_only(settings):
     settings.AUDIT_WRITER_CONNECTIONS = 3
     expected = 3 if connection.vendor == "postgresql" else 1
     assert build_writer().connections == expected
+
+
+def refused_entry(i: int) -> dict:
+    """An entry audit_log() would never accept (it validates), as an older
+    version or a hand-edited spool file could hold: the store refuses it."""
+    bad = entry(i)
+    bad["description"] = None  # NOT NULL in every store
+    return bad
+
+
+def rejected_lines(spool: Spool) -> list[dict]:
+    return [
+        json.loads(line)
+        for path in spool.directory.glob("*.rejected")
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_replay_sets_a_refused_entry_apart_and_stores_the_rest(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    good = [entry(i) for i in range(9)]
+    spool.append(good[:4] + [refused_entry(99)] + good[4:])
+    report = spool.replay(DjangoStore().write, batch_size=5, refuses=DjangoStore.refuses)
+    assert report.replayed == 9 and report.rejected == 1
+    assert set(AuditLog.objects.values_list("id", flat=True)) == {e["id"] for e in good}
+    (line,) = rejected_lines(spool)
+    assert line["record"]["resourceId"] == "act-99" and line["error"]
+    assert spool.pending_files() == []
+    assert spool.replay(DjangoStore().write, refuses=DjangoStore.refuses).replayed == 0
+
+
+def test_replay_with_the_store_down_keeps_the_file_whole(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.append([entry(1), refused_entry(2)])
+    store = FlakyStore(failures=10**9)  # unreachable: not a refusal
+    with pytest.raises(ConnectionError):
+        spool.replay(store.write, refuses=DjangoStore.refuses)
+    assert len(spool.pending_files()) == 1 and rejected_lines(spool) == []
+    assert AuditLog.objects.count() == 0
+
+
+@pytest.mark.parametrize("connections", [1, pytest.param(2, marks=ON_POSTGRESQL)])
+def test_a_refused_entry_in_a_live_batch_costs_only_itself(tmp_path, connections):
+    writer = make_writer(RecordingStore(), tmp_path, batch_size=100, connections=connections)
+    good = [entry(i) for i in range(50)]
+    for e in good[:25] + [refused_entry(99)] + good[25:]:
+        writer.submit(e)
+    assert writer.flush(timeout=10)
+    assert set(AuditLog.objects.values_list("id", flat=True)) == {e["id"] for e in good}
+    assert [line["record"]["resourceId"] for line in rejected_lines(writer.spool)] == ["act-99"]
+    assert not writer._store_down  # the store answered: no backoff for what follows
+    later = entry(200)
+    writer.submit(later)
+    assert writer.flush(timeout=10)
+    assert AuditLog.objects.filter(pk=later["id"]).exists()
+    assert writer.spool.pending_files() == []
+    writer.close()
+
+
+def test_audit_replay_command_reports_refused_entries(tmp_path, settings):
+    from django.core.management import call_command
+
+    settings.AUDIT_SPOOL_DIR = tmp_path / "spool"
+    Spool(settings.AUDIT_SPOOL_DIR).append([entry(1), refused_entry(2)])
+    out, err = io.StringIO(), io.StringIO()
+    call_command("audit_replay", stdout=out, stderr=err)
+    assert "Replayed 1 entries" in out.getvalue()
+    assert "1 entry refused by the audit store" in err.getvalue()
+    assert ".rejected" in err.getvalue()
+    assert AuditLog.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "refused"),
+    [
+        ("document", True),
+        ("write error", True),
+        ("write concern", False),
+        ("unreachable", False),
+    ],
+)
+def test_mongodb_store_tells_a_refusal_from_an_unreachable_server(error, refused):
+    from bson.errors import InvalidDocument
+    from pymongo.errors import AutoReconnect, BulkWriteError
+
+    from dmobs.mongo import MongoStore
+
+    exc = {
+        "document": InvalidDocument("key '$x' must not start with '$'"),
+        "write error": BulkWriteError({"writeErrors": [{"code": 2, "errmsg": "bad value"}]}),
+        "write concern": BulkWriteError(
+            {"writeErrors": [{"code": 2}], "writeConcernErrors": [{"code": 64}]}
+        ),
+        "unreachable": AutoReconnect("connection refused"),
+    }[error]
+    assert MongoStore.refuses(exc) is refused

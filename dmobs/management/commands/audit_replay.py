@@ -3,8 +3,9 @@
 Run it after a crash (or with the app stopped) to insert what a process left in
 ``AUDIT_SPOOL_DIR``. Segments still held open by a running writer are skipped:
 that writer stores them itself. Unreadable (torn) lines are moved to a ``.torn``
-file and reported on stderr; the command then exits with status 0, because
-everything readable was stored.
+file, entries the store refuses (a constraint, a value it cannot hold) to a
+``.rejected`` file with the store's error, both reported on stderr; the command
+then exits with status 0, because everything else was stored.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Replaying {len(pending)} spool file(s) from {spool.directory} ...")
         store = select_store()
         try:
-            report = spool.replay(store.write)
+            report = spool.replay(store.write, refuses=getattr(store, "refuses", None))
         except Exception as exc:
             raise CommandError(
                 f"Audit store unavailable ({exc}); spool files are kept, run again later."
@@ -50,6 +51,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{report.skipped_live} file(s) are held open by a running writer and were "
                 "left to it."
+            )
+        if report.rejected:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{report.rejected} entr{'y' if report.rejected == 1 else 'ies'} refused by "
+                    "the audit store, moved to quarantine with the store's error: "
+                    + ", ".join(report.rejected_files)
+                )
             )
         if report.torn_lines:
             self.stderr.write(
