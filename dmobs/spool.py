@@ -299,6 +299,32 @@ class Spool:
             return []
         return sorted(p for p in self.directory.iterdir() if p.name.endswith(SPOOL_SUFFIX))
 
+    def requeue_rejected(self) -> int:
+        """Put the entries of every ``.rejected`` file back in line for replay (once
+        a person has fixed what the store refused: its schema, or the file itself).
+        Returns how many; lines that cannot be read stay in their file."""
+        if not self.directory.is_dir():
+            return 0
+        requeued = 0
+        for path in sorted(self.directory.glob("*" + REJECTED_SUFFIX)):
+            entries, unreadable = [], []
+            for raw in path.read_bytes().splitlines():
+                if not raw.strip():
+                    continue
+                try:
+                    entries.append(record_to_entry(json.loads(raw)["record"]))
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    unreadable.append(raw)
+            if entries:
+                self.append(entries)
+                self.seal()
+            if unreadable:
+                path.write_bytes(b"".join(raw + b"\n" for raw in unreadable))
+            else:
+                path.unlink()
+            requeued += len(entries)
+        return requeued
+
     def has_pending(self) -> bool:
         """Are there segments to replay (not held open by a running writer)?"""
         replayable = 0

@@ -374,3 +374,24 @@ def test_mongodb_store_tells_a_refusal_from_an_unreachable_server(error, refused
         "unreachable": AutoReconnect("connection refused"),
     }[error]
     assert MongoStore.refuses(exc) is refused
+
+
+def test_rejected_entries_go_back_in_line_once_the_cause_is_fixed(tmp_path, settings):
+    from django.core.management import call_command
+
+    settings.AUDIT_SPOOL_DIR = tmp_path / "spool"
+    spool = Spool(settings.AUDIT_SPOOL_DIR)
+    spool.append([entry(1), refused_entry(2)])
+    spool.close()  # as a process that exited: its segment is no longer held
+    call_command("audit_replay", stdout=io.StringIO(), stderr=io.StringIO())
+    (rejected,) = spool.directory.glob("*.rejected")
+    # A person fixes the entry in the quarantine file, then retries it.
+    line = json.loads(rejected.read_text())
+    line["record"]["description"] = "Planner agent completed activity 2 (restored)"
+    rejected.write_text(json.dumps(line) + "\n")
+    out = io.StringIO()
+    call_command("audit_replay", "--retry-rejected", stdout=out, stderr=io.StringIO())
+    assert "Put 1 rejected entries back in line" in out.getvalue()
+    assert AuditLog.objects.get(resource_id="act-2").description.endswith("(restored)")
+    assert AuditLog.objects.count() == 2
+    assert list(spool.directory.glob("*.rejected")) == [] and spool.pending_files() == []

@@ -26,9 +26,18 @@ class Command(BaseCommand):
             default=None,
             help=f"Spool directory (default: AUDIT_SPOOL_DIR, {settings.AUDIT_SPOOL_DIR}).",
         )
+        parser.add_argument(
+            "--retry-rejected",
+            action="store_true",
+            help="First put the entries of .rejected files back in line (after fixing what "
+            "the store refused), then replay.",
+        )
 
-    def handle(self, *args, spool_dir=None, **options):
+    def handle(self, *args, spool_dir=None, retry_rejected=False, **options):
         spool = Spool(spool_dir or settings.AUDIT_SPOOL_DIR)
+        if retry_rejected:
+            requeued = spool.requeue_rejected()
+            self.stdout.write(f"Put {requeued} rejected entries back in line.")
         pending = spool.pending_files()
         if not pending:
             self.stdout.write(f"Nothing to replay in {spool.directory}.")
