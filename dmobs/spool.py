@@ -307,22 +307,32 @@ class Spool:
             return 0
         requeued = 0
         for path in sorted(self.directory.glob("*" + REJECTED_SUFFIX)):
-            entries, unreadable = [], []
-            for raw in path.read_bytes().splitlines():
-                if not raw.strip():
-                    continue
-                try:
-                    entries.append(record_to_entry(json.loads(raw)["record"]))
-                except (ValueError, KeyError, TypeError, AttributeError):
-                    unreadable.append(raw)
-            if entries:
-                self.append(entries)
-                self.seal()
-            if unreadable:
-                path.write_bytes(b"".join(raw + b"\n" for raw in unreadable))
-            else:
-                path.unlink()
-            requeued += len(entries)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # a replay may still be writing it
+                entries, unreadable = [], []
+                for raw in _read_all(fd).splitlines():
+                    if not raw.strip():
+                        continue
+                    try:
+                        entries.append(record_to_entry(json.loads(raw)["record"]))
+                    except (ValueError, KeyError, TypeError, AttributeError):
+                        unreadable.append(raw)
+                if entries:
+                    self.append(entries)
+                    self.seal()
+                if unreadable:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, b"".join(raw + b"\n" for raw in unreadable), 0)
+                    os.fsync(fd)
+                else:
+                    os.unlink(path)
+                requeued += len(entries)
+            finally:
+                os.close(fd)
         return requeued
 
     def has_pending(self) -> bool:
@@ -421,12 +431,23 @@ def _reject(
     path: Path, rejected: list[tuple[dict[str, Any], BaseException]], report: ReplayReport
 ) -> None:
     rejected_path = path.with_name(path.name[: -len(SPOOL_SUFFIX)] + REJECTED_SUFFIX)
-    with open(rejected_path, "ab") as out:
-        for entry, exc in rejected:
-            line = {"record": entry_to_record(entry), "error": str(exc)}
-            out.write(json.dumps(line, ensure_ascii=False, default=str).encode() + b"\n")
-        out.flush()
-        os.fsync(out.fileno())
+    payload = b"".join(
+        json.dumps(
+            {"record": entry_to_record(entry), "error": str(exc)}, ensure_ascii=False, default=str
+        ).encode()
+        + b"\n"
+        for entry, exc in rejected
+    )
+    while True:
+        with open(rejected_path, "ab") as out:
+            # requeue_rejected() may be taking this file at the same moment.
+            fcntl.flock(out.fileno(), fcntl.LOCK_EX)
+            if os.fstat(out.fileno()).st_nlink == 0:
+                continue  # it was taken and removed: write a new one
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+            break
     for entry, exc in rejected:
         log.error(
             "audit entry refused by the store, moved to quarantine",

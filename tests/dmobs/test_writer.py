@@ -388,10 +388,12 @@ def test_rejected_entries_go_back_in_line_once_the_cause_is_fixed(tmp_path, sett
     # A person fixes the entry in the quarantine file, then retries it.
     line = json.loads(rejected.read_text())
     line["record"]["description"] = "Planner agent completed activity 2 (restored)"
-    rejected.write_text(json.dumps(line) + "\n")
+    rejected.write_text(json.dumps(line) + "\n" + '{"record": {"id": "cut sh\n')
     out = io.StringIO()
     call_command("audit_replay", "--retry-rejected", stdout=out, stderr=io.StringIO())
     assert "Put 1 rejected entries back in line" in out.getvalue()
     assert AuditLog.objects.get(resource_id="act-2").description.endswith("(restored)")
     assert AuditLog.objects.count() == 2
-    assert list(spool.directory.glob("*.rejected")) == [] and spool.pending_files() == []
+    assert spool.pending_files() == []
+    # What could not be read stays where a person can see it, and only that.
+    assert rejected.read_text() == '{"record": {"id": "cut sh\n'
