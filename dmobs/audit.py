@@ -84,20 +84,20 @@ def _name(field: str, value: object) -> str:
     return text
 
 
-def _json_state(field: str, value: object) -> Any:
+def _json_state(field: str, value: object) -> str | None:
+    """The JSON text of a before/after value. Encoding checks the value and freezes
+    it: later changes by the caller to its own dict cannot alter the entry. The
+    text, not a parsed copy, is what the entry keeps (``dmobs.records``)."""
     if value is None:
         return None
     try:
-        # A JSON round trip both checks the value and freezes a copy: later
-        # changes by the caller to its own dict cannot alter the entry.
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"audit_log(): {field} is not JSON-serialisable: {exc}") from None
-    frozen = json.loads(text)
-    if "\\u0000" in text and _holds_nul(frozen):
+    if "\\u0000" in text and _holds_nul(json.loads(text)):
         raise ValueError(f"audit_log(): {field} contains a NUL character")
     _storable(field, text)
-    return frozen
+    return text
 
 
 def _holds_nul(value: Any) -> bool:

@@ -18,6 +18,7 @@ from django.db.models import Lookup
 from pymongo.errors import BulkWriteError
 
 from dmobs.logger import get_logger
+from dmobs.records import model_values
 
 log = get_logger("dmobs.mongo")
 
@@ -37,7 +38,7 @@ def documents(entries: list[dict[str, Any]], connection) -> list[dict[str, Any]]
     fields = AuditLog._meta.concrete_fields
     docs = []
     for entry in entries:
-        obj = AuditLog(**entry)
+        obj = AuditLog(**model_values(entry))
         docs.append(
             {
                 field.column: field.get_db_prep_save(field.pre_save(obj, True), connection)

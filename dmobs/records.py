@@ -6,6 +6,7 @@ the camelCase field names of ``audit_logs`` and ISO-8601 UTC times.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,15 +43,43 @@ def parse_time(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# In an entry (what audit_log() queues and the stores write), before and after
+# are JSON text, as audit_log() encoded them: frozen, and no container for the
+# garbage collector to track in the queue. In a record and in the model they
+# are the JSON values.
+JSON_STATES = ("before", "after")
+
+
+def parse_state(text: Any) -> Any:
+    """The JSON value of an entry's before/after text (None: no state recorded)."""
+    return json.loads(text) if isinstance(text, str) else text
+
+
+def dump_state(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def model_values(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry's values as ``AuditLog(**values)`` takes them."""
+    values = dict(entry)
+    for key in JSON_STATES:
+        values[key] = parse_state(entry.get(key))
+    return values
+
+
 def entry_to_record(entry: dict[str, Any]) -> dict[str, Any]:
     record = {stored: entry.get(py) for py, stored in FIELDS}
     record["createdAt"] = format_time(entry["created_at"])
+    for key in JSON_STATES:
+        record[key] = parse_state(record[key])
     return record
 
 
 def record_to_entry(record: dict[str, Any]) -> dict[str, Any]:
     entry = {py: record.get(stored) for py, stored in FIELDS}
     entry["created_at"] = parse_time(record["createdAt"])
+    for key in JSON_STATES:
+        entry[key] = dump_state(entry[key])
     return entry
 
 

@@ -44,6 +44,7 @@ from typing import Any
 
 from dmobs import metrics
 from dmobs.logger import get_logger
+from dmobs.records import JSON_STATES, model_values
 from dmobs.spool import ReplayReport, Spool
 
 log = get_logger("dmobs.writer")
@@ -80,7 +81,9 @@ class DjangoStore:
                 _insert_sqlite(connection, entries)
             else:
                 AuditLog.objects.using(self.alias).bulk_create(
-                    [AuditLog(**entry) for entry in entries], ignore_conflicts=True, batch_size=1000
+                    [AuditLog(**model_values(entry)) for entry in entries],
+                    ignore_conflicts=True,
+                    batch_size=1000,
                 )
         except Exception:
             # Drop a broken connection so the next attempt reconnects.
@@ -142,8 +145,11 @@ def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
     meta = AuditLog._meta
     quote = connection.ops.quote_name
     columns = ", ".join(quote(meta.get_field(name).column) for name, _ in _PG_COLUMNS)
-    record = ", ".join(f"{quote(name)} {kind}" for name, kind in _PG_COLUMNS)
-    picks = ", ".join(f"r.{quote(name)}" for name, _ in _PG_COLUMNS)
+    # before/after arrive as JSON text inside the document (see dmobs.records).
+    record = ", ".join(
+        f"{quote(name)} {'text' if kind == 'jsonb' else kind}" for name, kind in _PG_COLUMNS
+    )
+    picks = ", ".join(f"r.{quote(name)}::{kind}" for name, kind in _PG_COLUMNS)
     batch = json.dumps(entries, default=_json_default, ensure_ascii=False, separators=(",", ":"))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -165,8 +171,15 @@ def _insert_sqlite(connection, entries: list[dict[str, Any]]) -> None:
     fields = [meta.get_field(name) for name, _ in _PG_COLUMNS]
     columns = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
+    # before/after are JSON text already, which is what SQLite stores.
     rows = [
-        [field.get_db_prep_save(e.get(field.name), connection) for field in fields] for e in entries
+        [
+            entry.get(field.name)
+            if field.name in JSON_STATES
+            else field.get_db_prep_save(entry.get(field.name), connection)
+            for field in fields
+        ]
+        for entry in entries
     ]
     with connection.cursor() as cursor:
         cursor.executemany(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dmobs.audit import audit_log, build_entry
@@ -124,4 +126,4 @@ def test_text_no_store_can_hold_is_refused_with_the_field(overrides, field, prob
 
 def test_text_that_only_looks_like_a_nul_escape_is_kept():
     entry = build_entry(**entry_kwargs(after={"note": "\\u0000 written out"}))
-    assert entry["after"] == {"note": "\\u0000 written out"}
+    assert json.loads(entry["after"]) == {"note": "\\u0000 written out"}

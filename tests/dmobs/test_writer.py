@@ -13,6 +13,7 @@ from django.db import connection
 
 from dmobs.audit import audit_log, build_entry
 from dmobs.models import AuditLog
+from dmobs.records import model_values
 from dmobs.spool import Spool
 from dmobs.writer import AuditWriter, DjangoStore, set_writer
 
@@ -210,8 +211,9 @@ def test_store_round_trips_every_kind_of_value(before, after):
     assert DjangoStore().write(entries) == 2
     for given in entries:
         stored = AuditLog.objects.get(pk=given["id"])
-        for name, value in given.items():
+        for name, value in model_values(given).items():
             assert getattr(stored, name) == value, name
+    assert AuditLog.objects.get(pk=entries[0]["id"]).before == before
 
 
 class SlowStore(DjangoStore):
@@ -397,3 +399,24 @@ def test_rejected_entries_go_back_in_line_once_the_cause_is_fixed(tmp_path, sett
     assert spool.pending_files() == []
     # What could not be read stays where a person can see it, and only that.
     assert rejected.read_text() == '{"record": {"id": "cut sh\n'
+
+
+def test_entries_keep_states_as_json_text_and_the_spool_as_json_values(tmp_path):
+    """In the queue an entry's before/after are JSON text (nothing there for the
+    garbage collector to track); a spool line carries them as JSON values, the
+    record format other tools read, and replay brings back the same text."""
+    import gc
+
+    given = entry(1, before={"status": "draft", "tags": ["a"]}, after="just text")
+    assert given["before"] == '{"status": "draft", "tags": ["a"]}'
+    assert not gc.is_tracked(given)
+    spool = Spool(tmp_path / "spool")
+    spool.append([given])
+    spool.close()
+    (path,) = spool.pending_files()
+    record = json.loads(path.read_text())
+    assert record["before"] == {"status": "draft", "tags": ["a"]}
+    assert record["after"] == "just text"
+    spool.replay(DjangoStore().write)
+    stored = AuditLog.objects.get(pk=given["id"])
+    assert stored.before == {"status": "draft", "tags": ["a"]} and stored.after == "just text"

@@ -551,13 +551,8 @@ def _create_indexes(
 
 def _mongodb_batch(alias: str, columns: list[str], rows: Iterator[tuple], count: int) -> int:
     """Unordered insert_many through the writer's MongoDB store (duplicates skipped)."""
-    entries = []
-    for row in islice(rows, count):
-        values = dict(zip(FIELDS, row, strict=True))
-        for key in ("before", "after"):
-            if values[key] is not None:
-                values[key] = json.loads(values[key])
-        entries.append(values)
+    # Entries keep before/after as JSON text (dmobs.records), as the rows have them.
+    entries = [dict(zip(FIELDS, row, strict=True)) for row in islice(rows, count)]
     return MongoStore(alias, batch_size=5_000).write(entries)
 
 

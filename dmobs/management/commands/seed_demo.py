@@ -15,6 +15,7 @@ from django.db import connections, router, transaction
 from dmobs import demo
 from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant
 from dmobs.mongo import MongoStore
+from dmobs.records import model_values
 
 # Trace ids of the first demo scenarios: if any is stored, the demo entries are.
 MARKER_TRACES = 20
@@ -142,7 +143,7 @@ class Command(BaseCommand):
                     mongo_store.write(rows[start : start + batch])
                 else:
                     AuditLog.objects.using(alias).bulk_create(
-                        [AuditLog(**row) for row in rows[start : start + batch]],
+                        [AuditLog(**model_values(row)) for row in rows[start : start + batch]],
                         ignore_conflicts=True,
                     )
                 done = min(start + batch, len(rows))
