@@ -38,7 +38,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -247,7 +247,7 @@ class AuditWriter:
         # database inserts one batch, the next is already on its way, so the
         # writer is not idle between a reply and the next request.
         self.connections = max(1, connections)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _WriteThreads | None = None
         self._pending: deque[tuple[Future, list[_Item]]] = deque()
         self._clock = clock
         # SimpleQueue (C, no locks in Python) keeps put() and get() cheap on both
@@ -371,28 +371,10 @@ class AuditWriter:
                 pass
 
     def _close_pool(self) -> None:
-        """Close each write thread's database connection, then the threads."""
+        """Stop the write threads; each closes its own database connection."""
         pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        # One job per thread: each waits at the barrier, so no thread takes two.
-        barrier = threading.Barrier(self.connections)
-
-        def close_here() -> None:
-            try:
-                self.store.close()
-            finally:
-                try:
-                    barrier.wait(timeout=5)
-                except threading.BrokenBarrierError:
-                    pass
-
-        try:
-            for _ in range(self.connections):
-                pool.submit(close_here)
-        except RuntimeError:  # the interpreter is exiting and stops the threads itself
-            barrier.abort()
-        pool.shutdown(wait=True)
+        if pool is not None:
+            pool.stop(timeout=10)
 
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
@@ -461,16 +443,9 @@ class AuditWriter:
         while len(self._pending) >= self.connections:
             self._settle_oldest()
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                self.connections, thread_name_prefix="dmobs-audit-store"
-            )
+            self._pool = _WriteThreads(self.connections, self.store)
         entries = [entry for entry, _ in batch]
-        try:
-            future = self._pool.submit(self.store.write, entries)
-        except RuntimeError:  # the interpreter is exiting: no new threads, write here
-            self._write(batch)
-            return
-        self._pending.append((future, batch))
+        self._pending.append((self._pool.submit(entries), batch))
 
     def _settle_oldest(self) -> None:
         future, batch = self._pending[0]
@@ -587,6 +562,52 @@ class AuditWriter:
                 item.done.set()
             else:
                 items.append(item)
+
+
+class _WriteThreads:
+    """Daemon threads that write batches with ``store.write``, each on its own
+    database connection, which it closes when stopped.
+
+    Not a ThreadPoolExecutor: the interpreter joins an executor's threads at
+    exit, so a write stuck on a dead connection would hang the process; like
+    the writer thread, these are daemons, and ``close()`` spools what they hold.
+    """
+
+    def __init__(self, count: int, store: Any):
+        self._store = store
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"dmobs-audit-store-{i}", daemon=True)
+            for i in range(count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, entries: list[dict[str, Any]]) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, entries))
+        return future
+
+    def _run(self) -> None:
+        try:
+            while (job := self._jobs.get()) is not None:
+                future, entries = job
+                future.set_running_or_notify_cancel()
+                try:
+                    future.set_result(self._store.write(entries))
+                except BaseException as exc:  # noqa: BLE001 - handed to the writer thread
+                    future.set_exception(exc)
+        finally:
+            try:
+                self._store.close()  # this thread's connection
+            except Exception:  # noqa: BLE001
+                pass
+
+    def stop(self, *, timeout: float) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join(timeout)
 
 
 class InlineAuditWriter(AuditWriter):

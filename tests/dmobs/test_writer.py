@@ -420,3 +420,44 @@ def test_entries_keep_states_as_json_text_and_the_spool_as_json_values(tmp_path)
     spool.replay(DjangoStore().write)
     stored = AuditLog.objects.get(pk=given["id"])
     assert stored.before == {"status": "draft", "tags": ["a"]} and stored.after == "just text"
+
+
+def test_a_write_stuck_on_a_dead_connection_does_not_hang_exit(tmp_path):
+    """Write threads are daemons like the writer thread: a process whose store
+    hangs still exits, and close() spools the batches the threads hold."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spool_dir = tmp_path / "spool"
+    script = f"""
+import os, sys, threading
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+import django
+django.setup()
+from dmobs.audit import build_entry
+from dmobs.spool import Spool
+from dmobs.writer import AuditWriter, DjangoStore
+
+class Hung(DjangoStore):
+    def write(self, entries):
+        threading.Event().wait()  # a connection that never answers
+
+writer = AuditWriter(store=Hung(), spool=Spool({str(spool_dir)!r}), batch_size=10, connections=2)
+for i in range(50):
+    writer.submit(build_entry(tenant_id="t", actor_type="agent", actor_id="a", actor_name="A",
+        action="completed", resource_type="activity", resource_id=str(i), description="d"))
+writer.close(timeout=1)
+print("closed")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and "closed" in done.stdout, done.stderr[-2000:]
+    spooled = {
+        json.loads(line)["resourceId"]
+        for path in Spool(spool_dir).pending_files()
+        for line in path.read_text().splitlines()
+    }
+    assert spooled == {str(i) for i in range(50)}
