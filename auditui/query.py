@@ -453,11 +453,8 @@ def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP, ordered: bool = False) -
     """
     # Per tenant when one index cannot serve the whole filter (see tenant_branches):
     # a LIMIT alone does not bound the work when the matches are rare.
-    if ordered:
-        # Each per-tenant branch keeps the order; their merge needs none to be counted.
-        counted = _page_query(qs, cap + 1, ordered=False).count()
-    else:
-        counted = _page_query(qs.order_by(), cap + 1, ordered=False).count()
+    # With ``ordered`` each per-tenant branch keeps the order; their merge needs none.
+    counted = _page_query(qs if ordered else qs.order_by(), cap + 1, ordered=False).count()
     return min(counted, cap), counted > cap
 
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from dmobs import metrics
 from dmobs.logger import get_logger
-from dmobs.records import JSON_STATES, model_values
+from dmobs.records import FIELDS, JSON_STATES, model_values
 from dmobs.spool import ReplayReport, Spool
 
 log = get_logger("dmobs.writer")
@@ -113,21 +113,10 @@ class DjangoStore:
 # single C call (json.dumps) on the writer thread, so the thread holds the GIL
 # (which callers of audit_log() then wait for) for little Python time per entry,
 # and the server spends its time inserting rather than waiting for the client.
-_PG_COLUMNS = (
-    ("id", "text"),
-    ("tenant_id", "text"),
-    ("actor_type", "text"),
-    ("actor_id", "text"),
-    ("actor_name", "text"),
-    ("action", "text"),
-    ("resource_type", "text"),
-    ("resource_id", "text"),
-    ("resource_name", "text"),
-    ("description", "text"),
-    ("before", "jsonb"),
-    ("after", "jsonb"),
-    ("trace_id", "text"),
-    ("created_at", "timestamptz"),
+# The entry's fields (dmobs.records) and the PostgreSQL type each is cast to.
+_PG_COLUMNS = tuple(
+    (name, {"before": "jsonb", "after": "jsonb", "created_at": "timestamptz"}.get(name, "text"))
+    for name, _stored in FIELDS
 )
 
 
@@ -168,7 +157,7 @@ def _insert_sqlite(connection, entries: list[dict[str, Any]]) -> None:
 
     meta = AuditLog._meta
     quote = connection.ops.quote_name
-    fields = [meta.get_field(name) for name, _ in _PG_COLUMNS]
+    fields = [meta.get_field(name) for name, _stored in FIELDS]
     columns = ", ".join(quote(field.column) for field in fields)
     marks = ", ".join(["%s"] * len(fields))
     # before/after are JSON text already, which is what SQLite stores.
@@ -189,7 +178,9 @@ def _insert_sqlite(connection, entries: list[dict[str, Any]]) -> None:
         )
 
 
-def _refusal_test(store: Any) -> Callable[[BaseException], bool] | None:
+def refusal_test(store: Any) -> Callable[[BaseException], bool] | None:
+    """The store's ``refuses(error)``: did it answer and refuse the data (see
+    ``Spool.replay``)? None for a store that cannot tell."""
     return getattr(store, "refuses", None)
 
 
@@ -464,7 +455,7 @@ class AuditWriter:
     def _settle(self, batch: list[_Item], exc: BaseException | None) -> None:
         if exc is not None:
             metrics.AUDIT_STORE_ERRORS.inc()
-            refuses = _refusal_test(self.store)
+            refuses = refusal_test(self.store)
             if refuses is not None and refuses(exc):
                 # The store is up but refused something in the batch: spool it
                 # and replay at once, which stores the rest and sets the refused
@@ -536,7 +527,7 @@ class AuditWriter:
             log.info("audit spool replayed", entries=report.replayed, files=report.files)
 
     def replay(self) -> ReplayReport:
-        report = self.spool.replay(self._write_for_replay, refuses=_refusal_test(self.store))
+        report = self.spool.replay(self._write_for_replay, refuses=refusal_test(self.store))
         self._spool_pending = self.spool.has_pending()
         return report
 

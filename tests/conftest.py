@@ -60,3 +60,18 @@ def _fresh_writer(settings, tmp_path):
     current = writer_module.set_writer(old)
     if current is not None:
         current.close(timeout=5)
+
+
+@pytest.fixture
+def pg_connections():
+    """A function that counts the open connections to the test database
+    (PostgreSQL), for tests that helper threads close theirs."""
+
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            )
+            return cursor.fetchone()[0]
+
+    return count

@@ -29,23 +29,23 @@ def utc_offset(value: datetime | None) -> str:
 
 @register.simple_tag
 def actor_options(actors, selected: str):
-    """The actor ``<option>``s: hundreds on the Manage screen, so built as one
-    string (every value through ``html.escape``, as Django's ``escape`` does)
-    rather than a template loop or ``format_html`` per option."""
-    parts = []
-    for actor_id, name, kind in actors:
-        chosen = " selected" if actor_id == selected else ""
-        suffix = "" if kind == "human" else f" ({escape(kind)})"
-        parts.append(f'<option value="{escape(actor_id)}"{chosen}>{escape(name)}{suffix}</option>')
-    return mark_safe("".join(parts))  # noqa: S308 - every interpolated value is escaped above
+    """The actor ``<option>``s (hundreds on the Manage screen): the name, with the
+    actor type when it is not a human."""
+    return select_options(
+        (
+            (actor_id, name if kind == "human" else f"{name} ({kind})")
+            for actor_id, name, kind in actors
+        ),
+        selected,
+    )
 
 
 @register.simple_tag
 def select_options(choices, selected):
     """``<option>``s for ``choices``: plain values (shown as they are) or
     (value, label) pairs; the one equal to ``selected`` is selected. Built as one
-    string like ``actor_options``: a template loop per option cost more than
-    the query behind it."""
+    string, every value through ``html.escape`` (as Django's ``escape`` does): a
+    template loop or ``format_html`` per option cost more than the query behind it."""
     parts = []
     for choice in choices:
         value, label = choice if isinstance(choice, tuple) else (choice, choice)

@@ -98,21 +98,14 @@ def test_read_ahead_is_the_default_outside_a_transaction(entries, monkeypatch):
     assert len(threads) == 1
 
 
-def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries):
-    def connections_here() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            )
-            return cursor.fetchone()[0]
-
-    before = connections_here()
+def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries, pg_connections):
+    before = pg_connections()
     chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)
     header = next(chunks)
     assert len(parse(header + next(chunks))) == 5
     chunks.close()  # the client went away
     assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
-    assert connections_here() == before
+    assert pg_connections() == before
 
 
 def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch):

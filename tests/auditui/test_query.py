@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from auditui import query
+from auditui.apps_registry import APPS
 from dmobs.models import AuditLog
 from tests.auditui.conftest import bulk_platform_entries, make_entry
 from tests.auditui.helpers import LIST_URLS, entries_by_id, row_ids
@@ -236,7 +237,7 @@ def test_malformed_entry_ids_are_404(world, client):
 def test_choices_come_from_one_function(world):
     """Swappable: filter_choices() is the one place choices are computed."""
     scope = query.Scope(
-        app=__import__("auditui.apps_registry").apps_registry.APPS["manage"],
+        app=APPS["manage"],
         queryset=AuditLog.objects.filter(tenant_id=world.tenants["initech"].ref_id),
         tenants=(world.tenants["initech"],),
         controls=frozenset(),
@@ -251,7 +252,7 @@ def test_choices_follow_new_entries_at_once_and_are_reused_while_nothing_changes
     action or actor on the very next request."""
     tenant = world.tenants["initech"]
     scope = query.Scope(
-        app=__import__("auditui.apps_registry").apps_registry.APPS["manage"],
+        app=APPS["manage"],
         queryset=AuditLog.objects.filter(tenant_id=tenant.ref_id),
         tenants=(tenant,),
         controls=frozenset(),

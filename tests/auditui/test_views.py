@@ -231,3 +231,15 @@ def test_markup_needs_no_unsafe_inline(world, client):
         assert not re.search(r"\sstyle\s*=", html), url
         assert "hx-on" not in html and "javascript:" not in html, url
         assert '"allowEval":false' in html.replace("&quot;", '"')
+
+
+def test_option_tags_escape_values_label_non_humans_and_mark_the_selected_one():
+    from auditui.templatetags.audit_tags import actor_options, select_options
+
+    assert actor_options([("a&1", "<Sam>", "human"), ("bot", "Planner", "agent")], "bot") == (
+        '<option value="a&amp;1">&lt;Sam&gt;</option>'
+        '<option value="bot" selected>Planner (agent)</option>'
+    )
+    assert select_options(["x", ("7d", "Last 7 days")], "7d") == (
+        '<option value="x">x</option><option value="7d" selected>Last 7 days</option>'
+    )

@@ -268,6 +268,10 @@ def test_sigterm_mid_burst_then_replay_stores_everything_once(fault_db, tmp_path
             AUDIT_SPOOL_DIR=str(spool_dir),
             # Exit must not wait for the whole backlog: what is left is spooled.
             AUDIT_EXIT_FLUSH_TIMEOUT="0.3",
+            # Small batches on one connection keep the writer behind the burst,
+            # so there is a backlog to spool (the default writer can catch up).
+            AUDIT_BATCH_SIZE="50",
+            AUDIT_WRITER_CONNECTIONS="1",
         ),
     )
     burst.wait_accepted(40_000)

@@ -255,22 +255,15 @@ def test_two_connections_write_two_batches_at_once_and_flush_waits_for_both(tmp_
 
 
 @ON_POSTGRESQL
-def test_close_closes_the_connections_of_the_write_threads(tmp_path):
-    def connections_here() -> int:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-            )
-            return cursor.fetchone()[0]
-
-    before = connections_here()
+def test_close_closes_the_connections_of_the_write_threads(tmp_path, pg_connections):
+    before = pg_connections()
     writer = make_writer(SlowStore(delay=0.05), tmp_path, batch_size=10, connections=2)
     for i in range(100):
         writer.submit(entry(i))
     assert writer.flush(timeout=10)
-    assert connections_here() >= before + 2  # the writer thread's and the write threads'
+    assert pg_connections() >= before + 2  # the writer thread's and the write threads'
     writer.close()
-    assert connections_here() == before
+    assert pg_connections() == before
     assert not [t for t in threading.enumerate() if t.name.startswith("dmobs-audit")]
 
 

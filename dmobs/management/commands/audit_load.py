@@ -488,8 +488,6 @@ def _apply_settings(cursor, settings: dict[str, str], *, local: bool = False) ->
 def _parallel_insert(settings_dict, table, plan, sql, load, slices, workers, progress) -> int:
     """INSERT the slices over ``workers`` connections at once, a transaction per
     slice; returns the rows written."""
-    import threading
-
     pending = list(reversed(slices))
     lock = threading.Lock()
     done = [0]

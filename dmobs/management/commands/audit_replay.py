@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from dmobs.spool import Spool
-from dmobs.writer import select_store
+from dmobs.writer import refusal_test, select_store
 
 
 class Command(BaseCommand):
@@ -45,7 +45,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Replaying {len(pending)} spool file(s) from {spool.directory} ...")
         store = select_store()
         try:
-            report = spool.replay(store.write, refuses=getattr(store, "refuses", None))
+            report = spool.replay(store.write, refuses=refusal_test(store))
         except Exception as exc:
             raise CommandError(
                 f"Audit store unavailable ({exc}); spool files are kept, run again later."
