@@ -5,6 +5,8 @@ turn it back on inside their own transaction)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.db import connection
 from opentelemetry import trace
@@ -62,16 +64,26 @@ def _fresh_writer(settings, tmp_path):
         current.close(timeout=5)
 
 
-@pytest.fixture
-def pg_connections():
-    """A function that counts the open connections to the test database
-    (PostgreSQL), for tests that helper threads close theirs."""
+class PgConnections:
+    """Counts the connections to the test database (PostgreSQL), for tests that
+    helper threads close theirs."""
 
-    def count() -> int:
+    def __call__(self) -> int:
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
             )
             return cursor.fetchone()[0]
 
-    return count
+    def settle_at(self, expected: int, timeout: float = 5.0) -> int:
+        """The count once it is ``expected`` or ``timeout`` has passed: a closed
+        connection's backend leaves pg_stat_activity a moment after the client."""
+        deadline = time.monotonic() + timeout
+        while (now := self()) != expected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return now
+
+
+@pytest.fixture
+def pg_connections() -> PgConnections:
+    return PgConnections()
