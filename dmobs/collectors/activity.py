@@ -176,9 +176,11 @@ class ActivityCollector(CachedCollector):
             first_seen.setdefault(rid, (tenant, created))
             latest[rid] = (tenant, mapped, created)
             if created >= day_ago and action in ("completed", "failed"):
-                runs[(role or UNKNOWN, kind or UNKNOWN, "failed" if action == "failed" else "ok")] += 1
+                runs[
+                    (role or UNKNOWN, kind or UNKNOWN, "failed" if action == "failed" else "ok")
+                ] += 1
 
-        by_status = Counter({s: 0 for s in STATUSES})
+        by_status = Counter(dict.fromkeys(STATUSES, 0))
         backlog: Counter = Counter()
         oldest: dict[str, float] = {}
         for tenant, status, when in latest.values():
@@ -332,7 +334,6 @@ class ActivityCollector(CachedCollector):
         }
 
     def tenant_families(self, tenants: list[dict], now: datetime) -> list[Metric]:
-        from dmobs.models import AuditLog
 
         info = GaugeMetricFamily(
             "dmobs_tenant_info",

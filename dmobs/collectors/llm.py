@@ -115,7 +115,12 @@ class LlmCollector(CachedCollector):
             return tenant_id if tenant_id in named else OTHER
 
         def key(row) -> tuple[str, str, str, str]:
-            return (row["provider"], row["model"], tenant_label(row["tenant_id"]), row["agent_role"])
+            return (
+                row["provider"],
+                row["model"],
+                tenant_label(row["tenant_id"]),
+                row["agent_role"],
+            )
 
         exemplars: dict[tuple, Exemplar] = {}
         for provider, model, tenant, role, trace, cost, created in expensive:
