@@ -317,7 +317,5 @@ DMOBS_BULLMQ_PREFIX = env_str("DMOBS_BULLMQ_PREFIX", "bull")
 DMOBS_BULLMQ_QUEUES = env_list("DMOBS_BULLMQ_QUEUES", [])
 # Collected values are reused for this long, so several scrapers cost one read.
 DMOBS_COLLECTOR_CACHE_SECONDS = env_float("DMOBS_COLLECTOR_CACHE_SECONDS", 10.0)
-# An activity waits for a person at most this long before it is overdue (hours).
-DMOBS_PIPELINE_OVERDUE_HOURS = env_float("DMOBS_PIPELINE_OVERDUE_HOURS", 48.0)
 # How far back the HITL backlog looks for activities awaiting approval (days).
 DMOBS_HITL_WINDOW_DAYS = env_int("DMOBS_HITL_WINDOW_DAYS", 14)
