@@ -288,11 +288,13 @@ class ActivityCollector(CachedCollector):
             if agent in state and state[agent] != "enabled":
                 continue
             if state.get(agent) == "enabled":
-                # enabled later: on if this older configuration had a schedule
-                if cron:
+                # Enabled later: it runs on the latest configuration before that.
+                if action in ("enabled", "disabled"):
+                    continue
+                if cron and action != "deleted":
                     scheduled.add(agent)
                     state[agent] = "on"
-                elif action in ("deleted", "disabled"):
+                else:
                     state[agent] = "off"
                 continue
             if action in ("deleted", "disabled"):
