@@ -318,4 +318,4 @@ DMOBS_BULLMQ_QUEUES = env_list("DMOBS_BULLMQ_QUEUES", [])
 # Collected values are reused for this long, so several scrapers cost one read.
 DMOBS_COLLECTOR_CACHE_SECONDS = env_float("DMOBS_COLLECTOR_CACHE_SECONDS", 10.0)
 # How far back the HITL backlog looks for activities awaiting approval (days).
-DMOBS_HITL_WINDOW_DAYS = env_int("DMOBS_HITL_WINDOW_DAYS", 14)
+DMOBS_HITL_WINDOW_DAYS = env_int("DMOBS_HITL_WINDOW_DAYS", 7)

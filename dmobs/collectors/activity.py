@@ -8,7 +8,7 @@ plans on tenants, and agent configurations (``agent_config``). This collector
 reads those, never the whole table:
 
 1. One range read of the activity and deliverable entries of the last
-   ``DMOBS_HITL_WINDOW_DAYS`` (14) days on the ``createdAt`` index, fetching
+   ``DMOBS_HITL_WINDOW_DAYS`` (7) days on the ``createdAt`` index, fetching
    only the JSON keys it needs (``after.status``, ``after.agentRole``,
    ``after.deliverableType``, ``after.activityId``, ``after.periodStart``).
    From it: each activity's latest status (24 h window for the status panel),
@@ -24,7 +24,7 @@ reads those, never the whole table:
 
 An activity whose whole life lies before the window is not seen: the window
 is a product decision (auto-activation ends any wait after 48 h by default,
-so an activity waiting longer than 14 days is an incident of its own).
+so an activity waiting longer than 7 days is an incident of its own).
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ CONFIG_ENTRIES = 50
 # PostgreSQL, audit_logs beside the tenants: every tenant's probes in one
 # statement (a round trip per tenant cost more than the probes themselves).
 TENANT_SQL = """
-SELECT t.ref_id,
-       EXISTS (SELECT 1 FROM audit_logs a
-                WHERE a."tenantId" = t.ref_id AND a."createdAt" >= %s) AS active,
-       c."resourceId", c.action, c.cron
-  FROM (SELECT ref_id FROM dmobs_tenant ORDER BY id LIMIT %s) t
+SELECT t.ref_id, t.active, c."resourceId", c.action, c.cron, c."createdAt", c.id
+  FROM (SELECT ref_id,
+               EXISTS (SELECT 1 FROM audit_logs a
+                        WHERE a."tenantId" = dmobs_tenant.ref_id AND a."createdAt" >= %s) AS active
+          FROM dmobs_tenant ORDER BY id LIMIT %s) t
   LEFT JOIN LATERAL (
         SELECT a."resourceId", a.action, a.after #>> '{schedule,cron}' AS cron,
                a."createdAt", a.id
@@ -87,7 +87,6 @@ SELECT t.ref_id,
          WHERE a."tenantId" = t.ref_id AND a."resourceType" = 'agent_config'
          ORDER BY a."createdAt" DESC, a.id DESC
          LIMIT %s) c ON true
- ORDER BY t.ref_id, c."createdAt" DESC, c.id DESC
 """
 
 
@@ -322,10 +321,12 @@ class ActivityCollector(CachedCollector):
                 cursor.execute(
                     TENANT_SQL, [since, settings.DMOBS_METRICS_MAX_TENANTS, CONFIG_ENTRIES]
                 )
-                for ref, is_active, agent, action, cron in cursor.fetchall():
-                    _, entries = probes.setdefault(ref, (is_active, []))
-                    if agent is not None:
-                        entries.append((agent, action, cron))
+                rows = cursor.fetchall()
+            rows.sort(key=lambda r: (r[5] is not None, r[5], r[6]), reverse=True)  # newest first
+            for ref, is_active, agent, action, cron, _, _ in rows:
+                _, entries = probes.setdefault(ref, (is_active, []))
+                if agent is not None:
+                    entries.append((agent, action, cron))
             return probes
         return {
             t["ref_id"]: (
