@@ -35,7 +35,7 @@ DB = os.environ.get("BENCH_DB", f"dmobs_bench_{ROWS // 1_000_000}m" if ROWS >= 1
 SCRAPES = int(os.environ.get("BENCH_SCRAPES", "20"))
 BOUND_MS = 100.0
 PEER_SQL = (
-    'SELECT action, count(*) FROM audit_logs WHERE "resourceType" = \'activity\' GROUP BY action'
+    "SELECT action, count(*) FROM audit_logs WHERE \"resourceType\" = 'activity' GROUP BY action"
 )
 
 

@@ -8,42 +8,104 @@ import dmobs.ids
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dmobs', '0005_audit_facets_trigger_security_definer'),
+        ("dmobs", "0005_audit_facets_trigger_security_definer"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LlmCall',
+            name="LlmCall",
             fields=[
-                ('id', dmobs.fields.ObjectIdHexField(default=dmobs.ids.new_object_id, editable=False, max_length=24, primary_key=True, serialize=False)),
-                ('tenant_id', models.CharField(blank=True, db_column='tenantId', max_length=64, null=True)),
-                ('agent_role', models.CharField(db_column='agentRole', max_length=64)),
-                ('provider', models.CharField(max_length=32)),
-                ('model', models.CharField(max_length=100)),
-                ('input_tokens', models.PositiveIntegerField(db_column='inputTokens')),
-                ('output_tokens', models.PositiveIntegerField(db_column='outputTokens')),
-                ('cost_usd', models.DecimalField(db_column='costUsd', decimal_places=6, max_digits=12)),
-                ('trace_id', models.CharField(blank=True, db_column='traceId', max_length=32, null=True)),
-                ('created_at', models.DateTimeField(db_column='createdAt')),
+                (
+                    "id",
+                    dmobs.fields.ObjectIdHexField(
+                        default=dmobs.ids.new_object_id,
+                        editable=False,
+                        max_length=24,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                (
+                    "tenant_id",
+                    models.CharField(blank=True, db_column="tenantId", max_length=64, null=True),
+                ),
+                ("agent_role", models.CharField(db_column="agentRole", max_length=64)),
+                ("provider", models.CharField(max_length=32)),
+                ("model", models.CharField(max_length=100)),
+                ("input_tokens", models.PositiveIntegerField(db_column="inputTokens")),
+                ("output_tokens", models.PositiveIntegerField(db_column="outputTokens")),
+                (
+                    "cost_usd",
+                    models.DecimalField(db_column="costUsd", decimal_places=6, max_digits=12),
+                ),
+                (
+                    "trace_id",
+                    models.CharField(blank=True, db_column="traceId", max_length=32, null=True),
+                ),
+                ("created_at", models.DateTimeField(db_column="createdAt")),
             ],
             options={
-                'db_table': 'llm_calls',
-                'indexes': [models.Index(models.OrderBy(models.F('created_at'), descending=True), name='llm_calls_created_idx')],
+                "db_table": "llm_calls",
+                "indexes": [
+                    models.Index(
+                        models.OrderBy(models.F("created_at"), descending=True),
+                        name="llm_calls_created_idx",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SpendCap',
+            name="SpendCap",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('plan', models.CharField(blank=True, choices=[('free', 'Free'), ('starter', 'Starter'), ('pro', 'Pro'), ('enterprise', 'Enterprise')], max_length=20, null=True, unique=True)),
-                ('monthly_usd', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('tenant', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='spend_cap', to='dmobs.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "plan",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("free", "Free"),
+                            ("starter", "Starter"),
+                            ("pro", "Pro"),
+                            ("enterprise", "Enterprise"),
+                        ],
+                        max_length=20,
+                        null=True,
+                        unique=True,
+                    ),
+                ),
+                ("monthly_usd", models.DecimalField(decimal_places=2, max_digits=12)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="spend_cap",
+                        to="dmobs.tenant",
+                    ),
+                ),
             ],
             options={
-                'db_table': 'dmobs_spend_cap',
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('plan__isnull', False), ('tenant__isnull', True)), models.Q(('plan__isnull', True), ('tenant__isnull', False)), _connector='OR'), name='spend_cap_plan_xor_tenant'), models.CheckConstraint(condition=models.Q(('monthly_usd__gt', 0)), name='spend_cap_positive')],
+                "db_table": "dmobs_spend_cap",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("plan__isnull", False), ("tenant__isnull", True)),
+                            models.Q(("plan__isnull", True), ("tenant__isnull", False)),
+                            _connector="OR",
+                        ),
+                        name="spend_cap_plan_xor_tenant",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("monthly_usd__gt", 0)), name="spend_cap_positive"
+                    ),
+                ],
             },
         ),
     ]
