@@ -45,8 +45,10 @@ format: install ## ruff format and autofix
 dashboards: install ## Regenerate ops/grafana/dashboards/*.json from ops/grafana/build_dashboards.py
 	$(PY) ops/grafana/build_dashboards.py
 
-compose-check: install ## Validate docker-compose.yml against the compose specification
-	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+compose-check: install ## Validate both compose files (compose specification) and the Traefik configs (its schemas)
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.prod.yml
+	$(VENV)/bin/check-jsonschema --schemafile ops/schemas/traefik-v3.json ops/traefik/traefik.yml
+	$(VENV)/bin/check-jsonschema --schemafile ops/schemas/traefik-v3-file-provider.json ops/traefik/dynamic/*.yml
 
 screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chromium)
 	$(PY) -m tests.browser.screenshots
