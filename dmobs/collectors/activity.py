@@ -30,6 +30,7 @@ so an activity waiting longer than 7 days is an incident of its own).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import F
@@ -107,6 +108,84 @@ def _period_start(moment: datetime, text: str | None) -> datetime:
     return moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
+def _sql_status_case() -> str:
+    """STATUS_OF, then STATUS_OF_ACTION, as one SQL CASE over (st, action)."""
+    by_status = " ".join(f"WHEN st = '{k}' THEN '{v}'" for k, v in STATUS_OF.items())
+    by_action = " ".join(f"WHEN action = '{k}' THEN '{v}'" for k, v in STATUS_OF_ACTION.items())
+    return f"CASE {by_status} {by_action} END"
+
+
+# An ISO-8601 time PostgreSQL casts as Python's fromisoformat() reads it.
+PERIOD_PATTERN = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:\d{2})?$"
+
+# Activity rows of the window, each with the dashboard status it maps to (as
+# lifecycle_python does), and the deliverables that complete an activity.
+LIFECYCLE_SQL = rf"""
+WITH ev AS (
+    SELECT "tenantId" AS tenant, "resourceType" AS rtype, "resourceId" AS rid, action,
+           "createdAt" AS at, after ->> 'status' AS st, after ->> 'agentRole' AS role,
+           after ->> 'deliverableType' AS kind, after ->> 'activityId' AS act,
+           after ->> 'periodStart' AS period
+      FROM audit_logs
+     WHERE "createdAt" >= %(since)s AND "resourceType" IN ('activity', 'deliverable')
+),
+steps AS (
+    SELECT 'a' AS src, tenant, rid COLLATE "C" AS activity, at, {_sql_status_case()} AS status
+      FROM ev WHERE rtype = 'activity'
+    UNION ALL
+    SELECT 'd', tenant, act COLLATE "C", at, 'completed'
+      FROM ev WHERE rtype = 'deliverable' AND act IS NOT NULL AND act <> ''
+       AND action IN ({", ".join(f"'{a}'" for a in sorted(DELIVERED))})
+),
+latest AS (
+    SELECT DISTINCT ON (activity) activity, tenant, status, at
+      FROM steps WHERE status IS NOT NULL
+     ORDER BY activity, at DESC
+),
+firsts AS (
+    SELECT DISTINCT ON (activity) activity, tenant, at
+      FROM steps WHERE status IS NOT NULL AND src = 'a'
+     ORDER BY activity, at
+)
+SELECT 'status', status, NULL, NULL, count(*), 0.0
+  FROM latest WHERE at >= %(day_ago)s GROUP BY status
+UNION ALL
+SELECT 'backlog', coalesce(tenant, 'platform'), NULL, NULL, count(*),
+       extract(epoch FROM %(now)s - min(at))::float8
+  FROM latest WHERE status = 'awaiting_approval' GROUP BY 2
+UNION ALL
+SELECT 'volume', coalesce(tenant, 'platform'), NULL, NULL, count(*), 0.0
+  FROM firsts WHERE at >= %(day_ago)s GROUP BY 2
+UNION ALL
+SELECT 'run', coalesce(role, '{UNKNOWN}'), coalesce(kind, '{UNKNOWN}'),
+       CASE WHEN action = 'failed' THEN 'failed' ELSE 'ok' END, count(*), 0.0
+  FROM ev
+ WHERE rtype = 'activity' AND at >= %(day_ago)s AND action IN ('completed', 'failed')
+   AND {_sql_status_case()} IS NOT NULL
+ GROUP BY 2, 3, 4
+UNION ALL
+SELECT 'duration', coalesce(tenant, 'platform'), NULL, NULL, count(*),
+       sum(greatest(0, extract(epoch FROM at - CASE
+           WHEN period ~ '{PERIOD_PATTERN}' THEN period::timestamptz
+           ELSE date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' END)))::float8
+  FROM ev
+ WHERE rtype = 'deliverable' AND act IS NOT NULL AND act <> '' AND at >= %(week_ago)s
+   AND action IN ({", ".join(f"'{a}'" for a in sorted(DELIVERED))})
+ GROUP BY 2
+"""
+
+
+@dataclass
+class Lifecycle:
+    by_status: Counter = field(default_factory=lambda: Counter(dict.fromkeys(STATUSES, 0)))
+    backlog: Counter = field(default_factory=Counter)
+    oldest: dict = field(default_factory=dict)
+    volume: Counter = field(default_factory=Counter)
+    runs: Counter = field(default_factory=Counter)  # (role, kind, outcome)
+    dur_sum: dict = field(default_factory=lambda: defaultdict(float))
+    dur_count: dict = field(default_factory=lambda: defaultdict(int))
+
+
 class ActivityCollector(CachedCollector):
     name = "activity"
 
@@ -146,28 +225,30 @@ class ActivityCollector(CachedCollector):
             )
         )
 
-    def read(self) -> list[Metric]:
-        from django.conf import settings
+    def on_postgresql(self) -> bool:
+        from django.db import connections, router
 
-        now = self.now()
-        day_ago = now - timedelta(days=1)
-        week_ago = now - timedelta(days=7)
-        rows = self.lifecycle_rows(now - timedelta(days=settings.DMOBS_HITL_WINDOW_DAYS))
-        rows.sort(key=lambda r: r[4])
+        from dmobs.models import AuditLog
 
-        latest: dict[str, tuple] = {}  # activity id -> (tenant, status, time, touched in 24h)
+        return connections[router.db_for_read(AuditLog)].vendor == "postgresql"
+
+    @staticmethod
+    def lifecycle_python(rows: list[tuple], now: datetime) -> Lifecycle:
+        """The lifecycle numbers from the window's entries (any store)."""
+        day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+        rows = sorted(rows, key=lambda r: r[4])
+        life = Lifecycle()
+        latest: dict[str, tuple] = {}  # activity id -> (tenant, status, time)
         first_seen: dict[str, tuple] = {}  # activity id -> (tenant, time)
-        runs: Counter = Counter()  # (role, kind, outcome)
-        durations: dict[str, list[float]] = defaultdict(list)
         for tenant, rtype, rid, action, created, status, role, kind, act, period in rows:
             if rtype == "deliverable":
                 if action in DELIVERED and act:
                     latest[act] = (tenant, "completed", created)
                     if created >= week_ago:
                         started = _period_start(created, period)
-                        durations[tenant or "platform"].append(
-                            max(0.0, (created - started).total_seconds())
-                        )
+                        key = tenant or "platform"
+                        life.dur_sum[key] += max(0.0, (created - started).total_seconds())
+                        life.dur_count[key] += 1
                 continue
             mapped = _status(action, status)
             if mapped is None:
@@ -175,24 +256,62 @@ class ActivityCollector(CachedCollector):
             first_seen.setdefault(rid, (tenant, created))
             latest[rid] = (tenant, mapped, created)
             if created >= day_ago and action in ("completed", "failed"):
-                runs[
-                    (role or UNKNOWN, kind or UNKNOWN, "failed" if action == "failed" else "ok")
-                ] += 1
-
-        by_status = Counter(dict.fromkeys(STATUSES, 0))
-        backlog: Counter = Counter()
-        oldest: dict[str, float] = {}
+                outcome = "failed" if action == "failed" else "ok"
+                life.runs[(role or UNKNOWN, kind or UNKNOWN, outcome)] += 1
         for tenant, status, when in latest.values():
             if when >= day_ago:
-                by_status[status] += 1
+                life.by_status[status] += 1
             if status == "awaiting_approval":
                 key = tenant or "platform"
-                backlog[key] += 1
-                oldest[key] = max(oldest.get(key, 0.0), (now - when).total_seconds())
-        volume: Counter = Counter()
+                life.backlog[key] += 1
+                life.oldest[key] = max(life.oldest.get(key, 0.0), (now - when).total_seconds())
         for tenant, when in first_seen.values():
             if when >= day_ago:
-                volume[tenant or "platform"] += 1
+                life.volume[tenant or "platform"] += 1
+        return life
+
+    def lifecycle_postgresql(self, since: datetime, now: datetime) -> Lifecycle:
+        """The same numbers, aggregated by PostgreSQL: a few dozen rows come back."""
+        from django.db import connections, router
+
+        from dmobs.models import AuditLog
+
+        params = {
+            "since": since,
+            "now": now,
+            "day_ago": now - timedelta(days=1),
+            "week_ago": now - timedelta(days=7),
+        }
+        life = Lifecycle()
+        with connections[router.db_for_read(AuditLog)].cursor() as cursor:
+            cursor.execute(LIFECYCLE_SQL, params)
+            for kind, a, b, c, number, seconds in cursor.fetchall():
+                if kind == "status":
+                    life.by_status[a] += number
+                elif kind == "backlog":
+                    life.backlog[a] += number
+                    life.oldest[a] = seconds
+                elif kind == "volume":
+                    life.volume[a] += number
+                elif kind == "run":
+                    life.runs[(a, b, c)] += number
+                elif kind == "duration":
+                    life.dur_sum[a] += seconds
+                    life.dur_count[a] += number
+        return life
+
+    def read(self) -> list[Metric]:
+        from django.conf import settings
+
+        now = self.now()
+        since = now - timedelta(days=settings.DMOBS_HITL_WINDOW_DAYS)
+        if self.on_postgresql():
+            life = self.lifecycle_postgresql(since, now)
+        else:
+            life = self.lifecycle_python(self.lifecycle_rows(since), now)
+        by_status, backlog, oldest = life.by_status, life.backlog, life.oldest
+        volume, runs = life.volume, life.runs
+        durations = {t: (life.dur_sum[t], life.dur_count[t]) for t in life.dur_count}
 
         families: list[Metric] = []
         g = GaugeMetricFamily(
@@ -252,9 +371,9 @@ class ActivityCollector(CachedCollector):
             labels=["tenant"],
         )
         for tenant in sorted(set(known) | set(durations)):
-            values = durations.get(tenant, [])
-            g_dur_sum.add_metric([tenant], sum(values))
-            g_dur_count.add_metric([tenant], len(values))
+            total, count = durations.get(tenant, (0.0, 0))
+            g_dur_sum.add_metric([tenant], total)
+            g_dur_count.add_metric([tenant], count)
         families += [g_dur_sum, g_dur_count]
         families += self.tenant_families(tenants, now)
         return families
