@@ -116,7 +116,11 @@ def main() -> int:
         ("collectors: database time per scrape (server)", statistics.median(db_ms), p95(db_ms)),
         ("collectors: round trips per scrape (client)", statistics.median(trip_ms), p95(trip_ms)),
         ("collectors: whole scrape (database + Python)", statistics.median(wall_ms), p95(wall_ms)),
-        ("peer: status counts by GROUP BY over the table (server)", statistics.median(peer), p95(peer)),
+        (
+            "peer: status counts, GROUP BY over the table (server)",
+            statistics.median(peer),
+            p95(peer),
+        ),
     ]
     table = "\n".join(
         ["| measured | median ms | p95 ms |", "|---|---:|---:|"]
