@@ -53,6 +53,9 @@ compose-check: install ## Validate both compose files (compose specification) an
 screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chromium)
 	$(PY) -m tests.browser.screenshots
 
+dashboard-screenshots: install ## PNGs of the seed dashboards in docs/dashboards/, drawn from a real Prometheus (needs Redis)
+	$(PY) ops/grafana/render_panels.py
+
 bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=1000000)
 	$(PY) bench/run.py
 
@@ -62,4 +65,4 @@ bench-collectors: install ## Database time of a /metrics/platform scrape on 1M e
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots bench bench-collectors clean
+.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors clean

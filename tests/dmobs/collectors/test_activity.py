@@ -162,25 +162,3 @@ def test_a_read_is_a_fixed_number_of_queries_whatever_the_tenants(tenants):
         assert len(queries) == 3  # lifecycle range, tenants, one statement for all probes
     else:
         assert len(queries) == 2 + 2 * 23  # two small probes per tenant elsewhere
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's own aggregation")
-def test_postgresql_aggregation_equals_the_python_one_on_the_demo():
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    call_command("seed_demo", stdout=StringIO())
-    collector = ActivityCollector()
-    now = datetime.now(UTC)
-    since = now - timedelta(days=7)
-    by_sql = collector.lifecycle_postgresql(since, now)
-    by_python = collector.lifecycle_python(collector.lifecycle_rows(since), now)
-    assert sum(by_sql.by_status.values()) > 20 and by_sql.runs and by_sql.dur_count
-    for name in ("by_status", "backlog", "volume", "runs", "dur_count"):
-        assert dict(getattr(by_sql, name)) == dict(getattr(by_python, name)), name
-    for name in ("oldest", "dur_sum"):
-        left, right = getattr(by_sql, name), getattr(by_python, name)
-        assert left.keys() == right.keys()
-        for key in left:
-            assert left[key] == pytest.approx(right[key], rel=1e-9, abs=1e-3), (name, key)
