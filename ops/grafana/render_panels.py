@@ -195,7 +195,8 @@ def draw_pie(panel, values, w, h, unit) -> str:
             f'{p1[0]:.1f},{p1[1]:.1f} Z" fill="{COLORS[i % 8]}"/>'
         )
         parts.append(
-            f'<rect x="{2 * r + 30}" y="{20 + 18 * i}" width="10" height="10" fill="{COLORS[i % 8]}"/>'
+            f'<rect x="{2 * r + 30}" y="{20 + 18 * i}" width="10" height="10" '
+            f'fill="{COLORS[i % 8]}"/>'
             f'<text x="{2 * r + 46}" y="{29 + 18 * i}" class=leg>{html.escape(name)}: '
             f"{fmt(value, unit)}"
             + ("" if unit == "percentunit" else f" ({share * 100:.0f}%)")
@@ -300,7 +301,8 @@ def substitute(expr: str) -> str:
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; background: #111217; color: #ccccdc; font: 13px sans-serif; }}
-header {{ padding: 10px 16px; font-size: 18px; }} header small {{ font-size: 11px; color: #8e8e9e; }}
+header {{ padding: 10px 16px; font-size: 18px; }}
+header small {{ font-size: 11px; color: #8e8e9e; }}
 main {{ position: relative; width: {width}px; height: {height}px; margin: 0 8px; }}
 .panel, .row {{ position: absolute; box-sizing: border-box; }}
 .panel {{ background: #181b1f; border: 1px solid #2c3235; border-radius: 3px; padding: 6px 8px;
