@@ -45,16 +45,24 @@ format: install ## ruff format and autofix
 dashboards: install ## Regenerate ops/grafana/dashboards/*.json from ops/grafana/build_dashboards.py
 	$(PY) ops/grafana/build_dashboards.py
 
-compose-check: install ## Validate docker-compose.yml against the compose specification
-	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+compose-check: install ## Validate both compose files (compose specification) and the Traefik configs (its schemas)
+	$(VENV)/bin/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml docker-compose.prod.yml
+	$(VENV)/bin/check-jsonschema --schemafile ops/schemas/traefik-v3.json ops/traefik/traefik.yml
+	$(VENV)/bin/check-jsonschema --schemafile ops/schemas/traefik-v3-file-provider.json ops/traefik/dynamic/*.yml
 
 screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chromium)
 	$(PY) -m tests.browser.screenshots
 
+dashboard-screenshots: install ## PNGs of the seed dashboards in docs/dashboards/, drawn from a real Prometheus (needs Redis)
+	$(PY) ops/grafana/render_panels.py
+
 bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=1000000)
 	$(PY) bench/run.py
+
+bench-collectors: install ## Database time of a /metrics/platform scrape on 1M entries (BENCH_DB, BENCH_ROWS)
+	$(PY) bench/collectors.py
 
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots bench clean
+.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors clean

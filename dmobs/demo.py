@@ -514,6 +514,8 @@ class EventFactory:
                 after={
                     "status": "running",
                     "runId": run_id,
+                    "agentRole": role,
+                    "deliverableType": kind,
                     "skill": skill,
                     "model": self._pick(MODELS),
                     "attempt": 1,
@@ -535,6 +537,8 @@ class EventFactory:
                     after={
                         "status": "failed",
                         "runId": run_id,
+                        "agentRole": role,
+                        "deliverableType": kind,
                         "error": {"code": code, "message": message, "retryable": retryable},
                         "durationMs": int(t * 1000),
                     },
@@ -555,6 +559,8 @@ class EventFactory:
                 after={
                     "status": "awaiting_approval",
                     "runId": run_id,
+                    "agentRole": role,
+                    "deliverableType": kind,
                     "durationMs": int(t * 1000),
                     "usage": {
                         "inputTokens": tokens_in,
@@ -566,6 +572,7 @@ class EventFactory:
                 offset=t,
             )
         )
+        events.append(self._decision(cast, act_id, name, t))
         if rng.random() < 0.35:
             goal, target = self._pick(GOALS)
             current = rng.randint(int(target * 0.1), int(target * 0.9))
@@ -630,6 +637,53 @@ class EventFactory:
                 )
             )
         return events
+
+    def _decision(self, cast: Cast, act_id: str, name: str, completed: float) -> Event:
+        """What became of an activity sent for approval: approved, rejected or auto-activated.
+
+        Decided from the activity id, not from ``rng``, so adding this step kept
+        every other generated value as it was.
+        """
+        h = int(hashlib.sha256(act_id.encode()).hexdigest()[:8], 16)
+        people = cast.reviewers + cast.admins or cast.humans
+        reviewer = people[h % len(people)]
+        before = {"status": "awaiting_approval"}
+        wait = 600 + (h >> 8) % (40 * 3600)  # 10 min to ~40 h
+        if h % 100 < 8:
+            return Event(
+                system_actor("system:workflow"),
+                "auto_activated",
+                "activity",
+                act_id,
+                name,
+                f'auto-activated the activity "{name}" after 48 h without review',
+                before=before,
+                after={"status": "approved", "activatedBy": "auto_activation"},
+                offset=completed + 48 * 3600,
+            )
+        if h % 100 < 16:
+            return Event(
+                reviewer,
+                "rejected",
+                "activity",
+                act_id,
+                name,
+                f'rejected the activity "{name}": Needs a stronger call to action',
+                before=before,
+                after={"status": "rejected", "reviewer": reviewer.id},
+                offset=completed + wait,
+            )
+        return Event(
+            reviewer,
+            "approved",
+            "activity",
+            act_id,
+            name,
+            f'approved the activity "{name}"',
+            before=before,
+            after={"status": "approved", "reviewer": reviewer.id},
+            offset=completed + wait,
+        )
 
     def review(self, cast: Cast) -> list[Event]:
         """A person approves or rejects an activity, strategy or context file."""

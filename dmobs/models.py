@@ -300,3 +300,66 @@ class AuditFacet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.actor_id} {self.action} {self.resource_type}"
+
+
+class LlmCall(models.Model):
+    """One language-model call of the platform's agents (the platform's ``llm_calls``).
+
+    The platform's services write these, stamped with the ``traceId`` of the
+    agent run; the column names are theirs (camelCase, like ``audit_logs``).
+    dmobs only reads them, for the LLM Cost and Tenant Health metrics
+    (``dmobs.collectors.llm``); ``seed_demo`` writes demo ones when the table is
+    local. With ``LLM_CALLS_DATABASE_URL`` set they are read from the platform's
+    database (the ``platform`` alias) and never migrated or written there.
+    """
+
+    id = ObjectIdHexField(primary_key=True, default=new_object_id, editable=False)
+    tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
+    agent_role = models.CharField(max_length=64, db_column="agentRole")
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveIntegerField(db_column="inputTokens")
+    output_tokens = models.PositiveIntegerField(db_column="outputTokens")
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=6, db_column="costUsd")
+    trace_id = models.CharField(max_length=32, null=True, blank=True, db_column="traceId")
+    created_at = models.DateTimeField(db_column="createdAt")
+
+    class Meta:
+        db_table = "llm_calls"
+        indexes = [
+            models.Index(models.F("created_at").desc(), name="llm_calls_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.provider}/{self.model} {self.cost_usd}"
+
+
+class SpendCap(models.Model):
+    """A monthly LLM spend cap in US dollars, for a plan or for one tenant.
+
+    A tenant's own cap wins over its plan's. Tenant Health and the
+    ``TenantApproachingSpendCap`` alert compare month-to-date spend with it.
+    """
+
+    plan = models.CharField(
+        max_length=20, choices=Tenant.Plan.choices, null=True, blank=True, unique=True
+    )
+    tenant = models.OneToOneField(
+        Tenant, on_delete=models.CASCADE, null=True, blank=True, related_name="spend_cap"
+    )
+    monthly_usd = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        db_table = "dmobs_spend_cap"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(plan__isnull=False) & Q(tenant__isnull=True))
+                | (Q(plan__isnull=True) & Q(tenant__isnull=False)),
+                name="spend_cap_plan_xor_tenant",
+            ),
+            models.CheckConstraint(condition=Q(monthly_usd__gt=0), name="spend_cap_positive"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"plan {self.plan}" if self.plan else f"tenant {self.tenant_id}"
+        return f"{who}: {self.monthly_usd} USD/month"

@@ -141,7 +141,13 @@ if AUDIT_DATABASE_URL != DATABASE_URL:
     AUDIT_DB_ALIAS = "audit"
 else:
     AUDIT_DB_ALIAS = "default"
-DATABASE_ROUTERS = ["dmobs.routers.AuditRouter"]
+# The platform's llm_calls: read from its own database when LLM_CALLS_DATABASE_URL
+# is set (the "platform" alias, never migrated or written), else a local table.
+LLM_CALLS_DATABASE_URL = env_str("LLM_CALLS_DATABASE_URL")
+if LLM_CALLS_DATABASE_URL:
+    DATABASES["platform"] = _database(LLM_CALLS_DATABASE_URL)
+LLM_CALLS_DB_ALIAS = "platform" if LLM_CALLS_DATABASE_URL else "default"
+DATABASE_ROUTERS = ["dmobs.collectors.routers.PlatformRouter", "dmobs.routers.AuditRouter"]
 # On MongoDB, let the free-text filter q use the text index ($text) before the
 # substring test (see AuditLogQuerySet.search and the README).
 DMOBS_MONGODB_TEXT_SEARCH = env_bool("DMOBS_MONGODB_TEXT_SEARCH", False)
@@ -302,3 +308,14 @@ DMOBS_GRAFANA_URL = env_str("DMOBS_GRAFANA_URL", "http://127.0.0.1:3100")
 DMOBS_TEMPO_DATASOURCE_UID = env_str("DMOBS_TEMPO_DATASOURCE_UID", "tempo")
 DMOBS_LOKI_DATASOURCE_UID = env_str("DMOBS_LOKI_DATASOURCE_UID", "loki")
 DMOBS_RESOURCE_URLS = env_str("DMOBS_RESOURCE_URLS", "")
+
+# --- Platform collectors (/metrics/platform; docs/METRICS.md) ---------------
+# The platform's BullMQ queues (one per agent role) in Redis. Unset: no queue metrics.
+REDIS_URL = env_str("REDIS_URL")
+DMOBS_BULLMQ_PREFIX = env_str("DMOBS_BULLMQ_PREFIX", "bull")
+# Queue names; empty: discovered from the "<prefix>:<queue>:meta" keys (SCAN, cached).
+DMOBS_BULLMQ_QUEUES = env_list("DMOBS_BULLMQ_QUEUES", [])
+# Collected values are reused for this long, so several scrapers cost one read.
+DMOBS_COLLECTOR_CACHE_SECONDS = env_float("DMOBS_COLLECTOR_CACHE_SECONDS", 10.0)
+# How far back the HITL backlog looks for activities awaiting approval (days).
+DMOBS_HITL_WINDOW_DAYS = env_int("DMOBS_HITL_WINDOW_DAYS", 7)

@@ -3,6 +3,7 @@ from django.http import HttpResponse
 from django.urls import include, path
 
 from dmobs import views as dmobs_views
+from dmobs.collectors.views import platform_metrics
 
 
 def healthz(request):
@@ -12,6 +13,7 @@ def healthz(request):
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", dmobs_views.metrics, name="metrics"),
+    path("metrics/platform", platform_metrics, name="platform_metrics"),
     path("admin/", admin.site.urls),
     path("", include("auditui.urls")),
 ]

@@ -424,6 +424,49 @@ def system_health() -> dict:
                 (f"max(dmobs_audit_spool_pending_bytes{{{JOB}}})", "spool bytes"),
             ],
         ),
+        lay.row("Queues (BullMQ)"),
+        timeseries(
+            lay,
+            "Jobs waiting per agent role (all tenants)",
+            [
+                (
+                    f'sum by (queue) (dmobs_bullmq_jobs{{{JOB}, state=~"waiting|prioritized"}})',
+                    "{{queue}}",
+                )
+            ],
+            description="One BullMQ queue per agent role, read from Redis (dmobs.collectors).",
+            stack=True,
+        ),
+        stat(
+            lay,
+            "Dead-letter queue: failed jobs",
+            [(f"sum(dmobs_bullmq_dead_letter_jobs{{{JOB}}})", "failed")],
+            description="Jobs in the queues' failed sets (alert DeadLetterQueueNotEmpty).",
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        stat(
+            lay,
+            "Jobs active",
+            [(f'sum(dmobs_bullmq_jobs{{{JOB}, state="active"}})', "active")],
+        ),
+        bargauge(
+            lay,
+            "Failed jobs per queue",
+            [(f"sum by (queue) (dmobs_bullmq_dead_letter_jobs{{{JOB}}})", "{{queue}}")],
+            thresholds=[(None, "green"), (1, "red")],
+            width=12,
+        ),
+        timeseries(
+            lay,
+            "Jobs by state",
+            [
+                (
+                    f'sum by (state) (dmobs_bullmq_jobs{{{JOB}, state=~"active|delayed|failed"}})',
+                    "{{state}}",
+                )
+            ],
+            width=12,
+        ),
         lay.row("Logs"),
         logs(lay, "Errors", '{service=~".+", level=~"error|critical"}'),
     ]
@@ -569,114 +612,206 @@ def audit_activity() -> dict:
     )
 
 
-# --- The platform's dashboards (metrics the platform's services export) --------------
+# --- The seed's platform dashboards (dmobs.collectors, /metrics/platform) ------------
+# Sources: llm_calls (LLM Cost), audit_logs (Activity Pipeline, Tenant Health),
+# spend caps; each metric's source is in docs/METRICS.md. ``with_slug`` puts the
+# tenant's slug on a per-tenant series (``tenant`` is the ref id) for legends.
+
+OVERDUE_SECONDS = 48 * 3600  # the auto-activation window; alert PipelineOverdue
+
+
+def with_slug(expr: str) -> str:
+    return f"({expr}) * on (tenant) group_left (slug) max by (tenant, slug) (dmobs_tenant_info)"
+
+
+def piechart(
+    layout: Layout,
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    unit: str = "short",
+    description: str = "",
+    width: int = 8,
+    height: int = 8,
+) -> dict:
+    return {
+        "type": "piechart",
+        "title": title,
+        "description": description,
+        "id": layout.take_id(),
+        "gridPos": layout.place(width, height),
+        "datasource": PROM,
+        "targets": _targets(queries, instant=True),
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "pieType": "donut",
+            "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]},
+        },
+    }
+
+
+def bargauge(
+    layout: Layout,
+    title: str,
+    queries: list[tuple[str, str]],
+    *,
+    unit: str = "short",
+    description: str = "",
+    width: int = 8,
+    height: int = 8,
+    thresholds: list[tuple[float | None, str]] | None = None,
+) -> dict:
+    steps = [{"value": v, "color": c} for v, c in (thresholds or [(None, "blue")])]
+    return {
+        "type": "bargauge",
+        "title": title,
+        "description": description,
+        "id": layout.take_id(),
+        "gridPos": layout.place(width, height),
+        "datasource": PROM,
+        "targets": _targets(queries, instant=True),
+        "fieldConfig": {
+            "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
+            "overrides": [],
+        },
+        "options": {
+            "orientation": "horizontal",
+            "displayMode": "basic",
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "showUnfilled": True,
+        },
+    }
 
 
 def llm_cost() -> dict:
     lay = Layout()
-    cost = "dm_llm_cost_usd_total"
+    month = "dmobs_llm_cost_usd_total"
+    today = "dmobs_llm_cost_today_usd"
+    spent, cap = "dmobs_tenant_spend_month_usd", "dmobs_tenant_spend_cap_usd"
+    projected = "dmobs_tenant_spend_projected_month_usd"
     panels = [
         lay.row("Spend"),
+        stat(lay, "Spend today (UTC)", [(f"sum({today})", "USD")], unit="currencyUSD"),
+        stat(lay, "Spend this month", [(f"sum({month})", "USD")], unit="currencyUSD"),
         stat(
-            lay, "Spend today (24h)", [(f"sum(increase({cost}[24h]))", "USD")], unit="currencyUSD"
+            lay,
+            "Tokens this month",
+            [("sum(dmobs_llm_tokens_total)", "tokens")],
         ),
         stat(
             lay,
-            "Spend rate (per hour)",
-            [(f"sum(rate({cost}[1h])) * 3600", "USD/h")],
-            unit="currencyUSD",
-        ),
-        stat(
-            lay,
-            "Tokens (24h)",
-            [("sum(increase(dm_llm_tokens_total[24h]))", "tokens")],
-        ),
-        stat(
-            lay,
-            "Error share (1h)",
+            "Tenants approaching their monthly cap",
             [
                 (
-                    'sum(rate(dm_llm_requests_total{status!="ok"}[1h]))'
-                    " / sum(rate(dm_llm_requests_total[1h]))",
-                    "errors",
+                    f"count(({spent} / {cap} > 0.8) or ({projected} / {cap} > 1)) or vector(0)",
+                    "tenants",
+                )
+            ],
+            description="Over 80% of the cap spent, or on course to pass it "
+            "(alert TenantApproachingSpendCap).",
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        timeseries(
+            lay,
+            "Daily spend by model",
+            [(f"sum by (provider, model) ({today})", "{{provider}}/{{model}}")],
+            unit="currencyUSD",
+            description="Spend since 00:00 UTC; starts again each day.",
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Daily spend by tenant",
+            [(with_slug(f"sum by (tenant) ({today})"), "{{slug}}")],
+            unit="currencyUSD",
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Daily spend by agent role",
+            [(f"sum by (agent_role) ({today})", "{{agent_role}}")],
+            unit="currencyUSD",
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Monthly spend by model",
+            [(f"sum by (provider, model) ({month})", "{{provider}}/{{model}}")],
+            unit="currencyUSD",
+            description="Month to date (UTC); starts again on the 1st.",
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Monthly spend by tenant",
+            [(with_slug(f"sum by (tenant) ({month})"), "{{slug}}")],
+            unit="currencyUSD",
+            width=8,
+        ),
+        timeseries(
+            lay,
+            "Monthly spend by agent role",
+            [(f"sum by (agent_role) ({month})", "{{agent_role}}")],
+            unit="currencyUSD",
+            width=8,
+        ),
+        lay.row("Tokens and providers"),
+        timeseries(
+            lay,
+            "Input vs output tokens per model (this month)",
+            [("sum by (model, direction) (dmobs_llm_tokens_total)", "{{model}} {{direction}}")],
+            width=12,
+        ),
+        piechart(
+            lay,
+            "Calls per provider (this month)",
+            [
+                (
+                    "sum by (provider) (dmobs_llm_calls_total)"
+                    " / scalar(sum(dmobs_llm_calls_total))",
+                    "{{provider}}",
                 )
             ],
             unit="percentunit",
-            thresholds=[(None, "green"), (0.02, "orange"), (0.1, "red")],
+            description="anthropic = Claude, openai = OpenAI, ollama = self-hosted models.",
+            width=12,
         ),
         timeseries(
             lay,
-            "Spend per hour by model",
-            [(f"sum by (provider, model) (increase({cost}[1h]))", "{{provider}}/{{model}}")],
-            unit="currencyUSD",
-            stack=True,
-        ),
-        timeseries(
-            lay,
-            "Spend per hour by service",
-            [(f"sum by (service) (increase({cost}[1h]))", "{{service}}")],
-            unit="currencyUSD",
-            stack=True,
-        ),
-        timeseries(
-            lay,
-            "Top 10 tenants by spend (24h)",
+            "Spend rate by model (exemplars open the trace)",
             [
                 (
-                    "topk(10, sum by (tenant) (increase(dm_llm_cost_by_tenant_usd_total[24h])))",
-                    "{{tenant}}",
-                )
-            ],
-            unit="currencyUSD",
-        ),
-        timeseries(
-            lay,
-            "Tokens per minute by direction",
-            [
-                (
-                    "sum by (direction) (rate(dm_llm_tokens_total[$__rate_interval])) * 60",
-                    "{{direction}}",
-                )
-            ],
-            stack=True,
-        ),
-        lay.row("Requests"),
-        timeseries(
-            lay,
-            "Requests per second by status",
-            [("sum by (status) (rate(dm_llm_requests_total[$__rate_interval]))", "{{status}}")],
-            unit="reqps",
-            stack=True,
-        ),
-        timeseries(
-            lay,
-            "Latency p95 by model",
-            [
-                (
-                    "histogram_quantile(0.95, sum by (le, model) "
-                    "(rate(dm_llm_request_duration_seconds_bucket[5m])))",
-                    "{{model}}",
-                )
-            ],
-            unit="s",
-        ),
-        timeseries(
-            lay,
-            "Cost per 1k output tokens by model",
-            [
-                (
-                    f"sum by (model) (rate({cost}[1h])) / "
-                    '(sum by (model) (rate(dm_llm_tokens_total{direction="output"}[1h])) / 1000)',
+                    f"sum by (model) (rate({month}[$__rate_interval])) * 3600",
                     "{{model}}",
                 )
             ],
             unit="currencyUSD",
+            description="USD per hour. Each point's exemplar is the trace id of that series' "
+            "most expensive call today: click it to open the agent run in Tempo.",
+            width=12,
+        ),
+        table(
+            lay,
+            "Tenants: month to date, projected and cap",
+            [
+                (with_slug(f"max by (tenant) ({spent})"), ""),
+                (with_slug(f"max by (tenant) ({projected})"), ""),
+                (with_slug(f"max by (tenant) ({cap})"), ""),
+            ],
+            unit="currencyUSD",
+            width=12,
         ),
     ]
+    for panel in panels:
+        if panel.get("title", "").startswith("Spend rate by model"):
+            for t in panel["targets"]:
+                t["exemplar"] = True
     return dashboard(
         "dm-llm-cost",
         "LLM Cost",
-        "What the platform's agents spend on language models, by model, service and tenant.",
+        "What the platform's agents spend on language models (from llm_calls), "
+        "by model, tenant and agent role, against the tenants' monthly caps.",
         panels,
         tags=["platform", "llm"],
     )
@@ -684,96 +819,110 @@ def llm_cost() -> dict:
 
 def activity_pipeline() -> dict:
     lay = Layout()
-    events = "dm_activity_pipeline_events_total"
+    runs = "dmobs_activity_runs_24h"
+    dur_sum = "dmobs_activity_pipeline_duration_seconds_sum"
+    dur_count = "dmobs_activity_pipeline_duration_seconds_count"
     panels = [
-        lay.row("Flow"),
-        stat(
+        lay.row("Activities"),
+        bargauge(
             lay,
-            "Activities completed (24h)",
-            [(f'sum(increase({events}{{stage="deliver", outcome="ok"}}[24h]))', "")],
+            "Activities by status (last 24 h)",
+            [("sum by (status) (dmobs_activities)", "{{status}}")],
+            description="Activities touched in the last 24 h, by their latest status.",
+            width=12,
         ),
         stat(
             lay,
-            "Waiting for review",
-            [('sum(dm_activity_pipeline_queue_depth{stage="review"})', "")],
-            thresholds=[(None, "green"), (50, "orange"), (200, "red")],
+            "Awaiting approval (all tenants)",
+            [("sum(dmobs_activities_awaiting_approval)", "")],
+            thresholds=[(None, "green"), (25, "orange"), (100, "red")],
         ),
         stat(
             lay,
-            "Auto-activated share (24h)",
-            [
-                (
-                    f'sum(increase({events}{{stage="approve", outcome="auto_activated"}}[24h]))'
-                    f' / sum(increase({events}{{stage="approve"}}[24h]))',
-                    "",
-                )
-            ],
-            unit="percentunit",
+            "Longest wait for approval",
+            [("max(dmobs_activity_oldest_awaiting_approval_seconds)", "")],
+            unit="s",
+            thresholds=[(None, "green"), (24 * 3600, "orange"), (OVERDUE_SECONDS, "red")],
         ),
         stat(
             lay,
-            "Failures (1h)",
-            [(f'sum(increase({events}{{outcome="failed"}}[1h]))', "")],
-            thresholds=[(None, "green"), (1, "orange"), (10, "red")],
+            "Average pipeline duration (7 days)",
+            [(f"sum({dur_sum}) / sum({dur_count})", "")],
+            unit="s",
+            description="Period start to deliverable completion, deliverables of the last 7 days.",
+            width=12,
+        ),
+        lay.row("Human in the loop"),
+        bargauge(
+            lay,
+            "HITL backlog: awaiting approval, by tenant",
+            [(with_slug("sum by (tenant) (dmobs_activities_awaiting_approval)"), "{{slug}}")],
+            width=12,
         ),
         timeseries(
             lay,
-            "Events per minute by stage and outcome",
+            "Oldest wait for approval by tenant",
             [
                 (
-                    f"sum by (stage, outcome) (rate({events}[$__rate_interval])) * 60",
-                    "{{stage}} {{outcome}}",
+                    with_slug("max by (tenant) (dmobs_activity_oldest_awaiting_approval_seconds)"),
+                    "{{slug}}",
                 )
             ],
+            unit="s",
+            description="Over 48 h (the auto-activation window) is overdue: alert PipelineOverdue.",
+            width=12,
+        ),
+        lay.row("Duration and failures"),
+        timeseries(
+            lay,
+            "Average pipeline duration by tenant (period start to deliverable)",
+            [
+                (
+                    with_slug(f"sum by (tenant) ({dur_sum}) / sum by (tenant) ({dur_count})"),
+                    "{{slug}}",
+                )
+            ],
+            unit="s",
+            width=8,
+        ),
+        bargauge(
+            lay,
+            "Failure rate by agent role (24 h)",
+            [
+                (
+                    f'sum by (agent_role) ({runs}{{outcome="failed"}})'
+                    f" / sum by (agent_role) ({runs})",
+                    "{{agent_role}}",
+                )
+            ],
+            unit="percentunit",
+            thresholds=[(None, "green"), (0.05, "orange"), (0.15, "red")],
+        ),
+        bargauge(
+            lay,
+            "Failure rate by deliverable type (24 h)",
+            [
+                (
+                    f'sum by (deliverable_type) ({runs}{{outcome="failed"}})'
+                    f" / sum by (deliverable_type) ({runs})",
+                    "{{deliverable_type}}",
+                )
+            ],
+            unit="percentunit",
+            thresholds=[(None, "green"), (0.05, "orange"), (0.15, "red")],
+        ),
+        table(
+            lay,
+            "Agent runs by role and deliverable type (24 h)",
+            [(f"sum by (agent_role, deliverable_type, outcome) ({runs})", "")],
             width=24,
-        ),
-        lay.row("Backlog"),
-        timeseries(
-            lay,
-            "Queue depth by stage",
-            [("sum by (stage) (dm_activity_pipeline_queue_depth)", "{{stage}}")],
-            stack=True,
-        ),
-        timeseries(
-            lay,
-            "Oldest waiting item by stage",
-            [("max by (stage) (dm_activity_pipeline_oldest_pending_seconds)", "{{stage}}")],
-            unit="s",
-        ),
-        timeseries(
-            lay,
-            "Stage duration p50 / p95",
-            [
-                (
-                    "histogram_quantile(0.5, sum by (le, stage) "
-                    "(rate(dm_activity_pipeline_stage_duration_seconds_bucket[5m])))",
-                    "p50 {{stage}}",
-                ),
-                (
-                    "histogram_quantile(0.95, sum by (le, stage) "
-                    "(rate(dm_activity_pipeline_stage_duration_seconds_bucket[5m])))",
-                    "p95 {{stage}}",
-                ),
-            ],
-            unit="s",
-        ),
-        timeseries(
-            lay,
-            "Rejection share at review (1h)",
-            [
-                (
-                    f'sum(rate({events}{{stage="review", outcome="rejected"}}[1h]))'
-                    f' / sum(rate({events}{{stage="review"}}[1h]))',
-                    "rejected",
-                )
-            ],
-            unit="percentunit",
         ),
     ]
     return dashboard(
         "dm-activity-pipeline",
         "Activity Pipeline",
-        "Activities from generation through review and approval to delivery.",
+        "Activities from creation through the agents' runs and human approval to delivery, "
+        "derived from the audit log.",
         panels,
         tags=["platform", "activities"],
     )
@@ -781,91 +930,80 @@ def activity_pipeline() -> dict:
 
 def tenant_health() -> dict:
     lay = Layout()
-    req = "dm_tenant_requests_total"
+    spent, cap = "dmobs_tenant_spend_month_usd", "dmobs_tenant_spend_cap_usd"
+    projected = "dmobs_tenant_spend_projected_month_usd"
+    oldest = "dmobs_activity_oldest_awaiting_approval_seconds"
     panels = [
         lay.row("Tenants"),
-        stat(lay, "Tenants", [("count(dm_tenant_info)", "")]),
+        stat(lay, "Active tenants (30 days)", [("sum(dmobs_tenants_active)", "")]),
         stat(
             lay,
-            "Active users (24h)",
-            [("sum(dm_tenant_active_users)", "")],
+            "Approaching spend cap",
+            [(f"count(({spent} / {cap} > 0.8) or ({projected} / {cap} > 1)) or vector(0)", "")],
+            thresholds=[(None, "green"), (1, "red")],
         ),
         stat(
             lay,
-            "Tenants with 5xx (1h)",
-            [(f'count(sum by (tenant) (increase({req}{{status_class="5xx"}}[1h])) > 0)', "")],
+            "Pipeline overdue",
+            [(f"count({oldest} > {OVERDUE_SECONDS}) or vector(0)", "")],
+            description="Tenants with an activity awaiting approval for more than 48 h.",
+            thresholds=[(None, "green"), (1, "red")],
+        ),
+        stat(
+            lay,
+            "Recurring tasks not configured",
+            [("count(dmobs_tenant_scheduled_agents == 0) or vector(0)", "")],
+            description="Tenants none of whose agents runs on a schedule.",
             thresholds=[(None, "green"), (1, "orange")],
         ),
-        stat(
+        piechart(
             lay,
-            "Tenants over 90% of a quota",
-            [("count(max by (tenant) (dm_tenant_quota_usage_ratio) > 0.9)", "")],
-            thresholds=[(None, "green"), (1, "orange")],
+            "Active tenants by plan",
+            [("sum by (plan) (dmobs_tenants_active)", "{{plan}}")],
+            width=8,
         ),
+        bargauge(
+            lay,
+            "Activities per day per tenant (top 10)",
+            [(with_slug("topk(10, dmobs_activities_started_24h)"), "{{slug}}")],
+            description="Activities created or started in the last 24 h.",
+            width=16,
+        ),
+        lay.row("Tenants at risk"),
         table(
             lay,
-            "Tenants: plan, users, error share, worst quota",
+            "Tenants at risk: spend vs cap, overdue pipeline, recurring tasks",
             [
-                ("max by (tenant, slug, plan) (dm_tenant_info)", ""),
-                (
-                    "max by (tenant) (dm_tenant_active_users)",
-                    "",
-                ),
-                (
-                    f'sum by (tenant) (rate({req}{{status_class="5xx"}}[1h]))'
-                    f" / sum by (tenant) (rate({req}[1h]))",
-                    "",
-                ),
-                ("max by (tenant) (dm_tenant_quota_usage_ratio)", ""),
+                (with_slug(f"max by (tenant) ({spent} / {cap})"), ""),
+                (with_slug(f"max by (tenant) ({projected} / {cap})"), ""),
+                (with_slug(f"max by (tenant) ({oldest})"), ""),
+                (with_slug("max by (tenant) (dmobs_tenant_scheduled_agents)"), ""),
             ],
+            description="A: month-to-date spend / cap; B: projected / cap; C: longest wait "
+            "for approval (s); D: agents on a schedule (0 = no recurring tasks).",
             width=24,
-            height=10,
+            height=8,
         ),
         timeseries(
             lay,
-            "Requests per second by tenant (top 10)",
-            [(f"topk(10, sum by (tenant) (rate({req}[$__rate_interval])))", "{{tenant}}")],
-            unit="reqps",
-        ),
-        timeseries(
-            lay,
-            "Error share by tenant (top 10, 5m)",
+            "Spend vs monthly cap by tenant",
             [
-                (
-                    f'topk(10, sum by (tenant) (rate({req}{{status_class="5xx"}}[5m]))'
-                    f" / sum by (tenant) (rate({req}[5m])))",
-                    "{{tenant}}",
-                )
+                (with_slug(f"max by (tenant) ({spent} / {cap})"), "{{slug}} spent"),
+                (with_slug(f"max by (tenant) ({projected} / {cap})"), "{{slug}} projected"),
             ],
             unit="percentunit",
         ),
         timeseries(
             lay,
-            "Agent runs per hour by outcome",
-            [
-                (
-                    "sum by (outcome) (increase(dm_tenant_agent_runs_total[1h]))",
-                    "{{outcome}}",
-                )
-            ],
-            stack=True,
-        ),
-        timeseries(
-            lay,
-            "Quota usage (top 10)",
-            [
-                (
-                    "topk(10, max by (tenant, resource) (dm_tenant_quota_usage_ratio))",
-                    "{{tenant}} {{resource}}",
-                )
-            ],
-            unit="percentunit",
+            "Scheduled agents by tenant",
+            [(with_slug("max by (tenant) (dmobs_tenant_scheduled_agents)"), "{{slug}}")],
         ),
     ]
     return dashboard(
         "dm-tenant-health",
         "Tenant Health",
-        "Per-tenant usage, errors and quotas across the platform's services.",
+        "For Manage: which tenants are active, busy, and at risk (spend cap, overdue "
+        "pipeline, no recurring tasks).",
         panels,
         tags=["platform", "tenants"],
     )

@@ -12,8 +12,8 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
-from dmobs import demo
-from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant
+from dmobs import demo, demo_platform
+from dmobs.models import AuditLog, LlmCall, Membership, ReviewerAssignment, SpendCap, Tenant
 from dmobs.mongo import MongoStore
 from dmobs.records import model_values
 
@@ -65,6 +65,7 @@ class Command(BaseCommand):
             casts=casts, staff=staff, now=datetime.now(UTC), days=days, target=entries
         )
         inserted = self._entries(rows)
+        inserted += self._platform(tenants, casts)
 
         demo_refs = [t.ref_id for t in tenants.values()]
         stored = AuditLog.objects.filter(tenant_id__in=demo_refs).count()
@@ -125,6 +126,39 @@ class Command(BaseCommand):
                 )
                 new += created
         return new
+
+    def _platform(self, tenants: dict[str, Tenant], casts) -> int:
+        """Spend caps, the last weeks' activity pipelines and their LLM calls."""
+        from django.conf import settings
+
+        new_caps = 0
+        for plan, usd in demo_platform.PLAN_SPEND_CAPS.items():
+            new_caps += SpendCap.objects.get_or_create(plan=plan, defaults={"monthly_usd": usd})[1]
+        for slug, usd in demo_platform.TENANT_SPEND_CAPS.items():
+            new_caps += SpendCap.objects.get_or_create(
+                tenant=tenants[slug], defaults={"monthly_usd": usd}
+            )[1]
+        self.stdout.write(f"Spend caps: {new_caps} new")
+        rows, calls = demo_platform.generate_platform_demo(casts=casts, now=datetime.now(UTC))
+        self.stdout.write(f"Activity pipelines of the last {demo_platform.PLATFORM_DAYS} days:")
+        inserted = self._entries(rows)
+        if settings.LLM_CALLS_DB_ALIAS != "default":
+            self.stdout.write(
+                "LLM calls: read from the platform's database (LLM_CALLS_DATABASE_URL); "
+                "no demo calls written there."
+            )
+            return inserted
+        markers = list(dict.fromkeys(c.trace_id for c in calls))[:MARKER_TRACES]
+        if LlmCall.objects.filter(trace_id__in=markers).exists():
+            self.stdout.write("Demo LLM calls are already there; none added.")
+            return inserted
+        with transaction.atomic(using=router.db_for_write(LlmCall)):
+            LlmCall.objects.bulk_create(
+                [LlmCall(**c.model_values()) for c in calls], batch_size=1000
+            )
+        cost = sum(c.cost_usd for c in calls)
+        self.stdout.write(f"LLM calls: {len(calls):,} inserted (${cost:,.2f})")
+        return inserted
 
     def _entries(self, rows: list[dict]) -> int:
         alias = router.db_for_write(AuditLog)

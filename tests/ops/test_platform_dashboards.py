@@ -1,0 +1,194 @@
+"""The four seed dashboards on a real Prometheus: after ``seed_demo`` and BullMQ jobs
+made by the real bullmq package, every Prometheus target of System Health, LLM
+Cost, Activity Pipeline and Tenant Health returns data.
+
+Prometheus (Debian's package) scrapes the app under test twice, like
+ops/prometheus/prometheus.yml: ``/metrics`` (job ``dmobs``) and the collectors'
+``/metrics/platform`` (job ``dmobs-platform``, OpenMetrics, exemplars stored).
+The expressions are extracted from the dashboard JSON files, so a panel added
+later is checked too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from pytest_django.live_server_helper import LiveServer
+
+from dmobs.collectors import reset_platform_registry
+from dmobs.models import LlmCall, Tenant
+from tests.bullmq_helpers import REDIS_URL, bullmq_prefix, make_jobs
+from tests.obs_helpers import free_port
+from tests.ops.test_prometheus import (
+    ALERTS,
+    PROMETHEUS,
+    PrometheusServer,
+    dashboard_queries,
+    grafana_to_promql,
+    needs_prometheus,
+)
+
+__all__ = ["bullmq_prefix"]  # the fixture
+
+SEED_DASHBOARDS = ("System Health", "LLM Cost", "Activity Pipeline", "Tenant Health")
+
+
+class TwoJobPrometheus(PrometheusServer):
+    """Scrapes /metrics and /metrics/platform of one target, with exemplar storage."""
+
+    def __init__(self, *, target: str, workdir: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        static = [{"targets": [target], "labels": {"service": "dmobs"}}]
+        config = {
+            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
+            "rule_files": [str(ALERTS)],
+            "scrape_configs": [
+                {"job_name": "dmobs", "static_configs": static},
+                {
+                    "job_name": "dmobs-platform",
+                    "metrics_path": "/metrics/platform",
+                    "static_configs": static,
+                },
+            ],
+        }
+        config_path = workdir / "prometheus.yml"
+        config_path.write_text(json.dumps(config))
+        self.log = open(workdir / "prometheus.log", "w+b")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={config_path}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--enable-feature=exemplar-storage",
+                "--log.level=warn",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.fixture
+def demo(transactional_db, settings, bullmq_prefix):
+    call_command("seed_demo", stdout=StringIO())
+    jobs = make_jobs(bullmq_prefix)
+    settings.REDIS_URL = REDIS_URL
+    settings.DMOBS_BULLMQ_PREFIX = bullmq_prefix
+    settings.DMOBS_BULLMQ_QUEUES = []
+    settings.DMOBS_COLLECTOR_CACHE_SECONDS = 0
+    reset_platform_registry()
+    yield jobs
+    reset_platform_registry()
+
+
+@pytest.fixture
+def served(demo, tmp_path):
+    server = LiveServer(f"127.0.0.1:{free_port()}", start=False)
+    server._live_server_modified_settings.enable()
+    server.start()
+    prometheus = TwoJobPrometheus(target=server.url.removeprefix("http://"), workdir=tmp_path)
+    try:
+        prometheus.wait_ready()
+        yield server, prometheus
+    finally:
+        prometheus.stop()
+        server.stop()
+        server._live_server_modified_settings.disable()
+
+
+def _traffic(base: str) -> None:
+    for path in ("/healthz", "/accounts/login/", "/no-such-page/"):
+        try:
+            urllib.request.urlopen(base + path, timeout=10).read()
+        except urllib.error.HTTPError:
+            pass
+
+
+def _wait_for(prometheus, base: str, scrapes: int = 4) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        _traffic(base)
+        result = prometheus.query("min(count_over_time(up[5m])) and min(up) == 1")
+        jobs = prometheus.query("count(up == 1)")["data"]["result"]
+        samples = result.get("data", {}).get("result", [])
+        if samples and jobs and jobs[0]["value"][1] == "2":
+            counted = prometheus.query("min(count_over_time(up[5m]))")["data"]["result"]
+            if float(counted[0]["value"][1]) >= scrapes:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"prometheus did not scrape both jobs: {prometheus.api('targets')}")
+
+
+@needs_prometheus
+def test_every_target_of_the_seed_dashboards_has_data(served, demo):
+    server, prometheus = served
+    _wait_for(prometheus, server.url)
+
+    queries = [q for q in dashboard_queries() if q[0] in SEED_DASHBOARDS]
+    assert {title for title, _, _ in queries} == set(SEED_DASHBOARDS)
+    assert len(queries) >= 60
+    empty, errors = [], []
+    for dashboard, panel, expr in queries:
+        promql = grafana_to_promql(expr)
+        result = prometheus.query(promql)
+        if result.get("status") != "success":
+            errors.append(f"{dashboard} / {panel}: {result.get('error')} in {promql}")
+        elif not result["data"]["result"]:
+            empty.append(f"{dashboard} / {panel}: {promql}")
+    assert not errors, "\n".join(errors)
+    assert not empty, "targets without data:\n" + "\n".join(empty)
+
+
+@needs_prometheus
+def test_the_data_is_the_demos_and_the_queues(served, demo):
+    server, prometheus = served
+    _wait_for(prometheus, server.url)
+
+    def value(expr: str) -> float:
+        (sample,) = prometheus.query(expr)["data"]["result"]
+        return float(sample["value"][1])
+
+    assert value("sum(dmobs_bullmq_dead_letter_jobs)") == sum(q["failed"] for q in demo.values())
+    assert (
+        value('sum(dmobs_bullmq_jobs{queue="writer", state="waiting"})')
+        == (demo["writer"]["waiting"])
+    )
+    # Initech's own cap is small: it is on course to pass it; Globex waits too long.
+    initech = Tenant.objects.get(slug="initech").ref_id
+    globex = Tenant.objects.get(slug="globex").ref_id
+    over = prometheus.query(
+        "dmobs_tenant_spend_projected_month_usd / dmobs_tenant_spend_cap_usd > 1"
+    )["data"]["result"]
+    assert {s["metric"]["tenant"] for s in over} == {initech}
+    late = prometheus.query("dmobs_activity_oldest_awaiting_approval_seconds > 48 * 3600")
+    assert {s["metric"]["tenant"] for s in late["data"]["result"]} == {globex}
+
+    # The dead-letter alert fires on the real queues (it has no `for`).
+    deadline = time.monotonic() + 20
+    while True:
+        firing = prometheus.query('ALERTS{alertname="DeadLetterQueueNotEmpty"}')["data"]["result"]
+        queues = {s["metric"]["queue"] for s in firing if s["metric"]["alertstate"] == "firing"}
+        if queues:
+            break
+        assert time.monotonic() < deadline, firing
+        time.sleep(0.5)
+    assert queues == {name for name, counts in demo.items() if counts["failed"]}
+
+    # Exemplars: a cost series links to the trace of a real call of the demo.
+    now = time.time()
+    result = prometheus.api(
+        "query_exemplars", query="dmobs_llm_cost_usd_total", start=str(now - 600), end=str(now)
+    )
+    assert result["status"] == "success", result
+    traces = {e["labels"]["trace_id"] for series in result["data"] for e in series["exemplars"]}
+    assert traces
+    assert LlmCall.objects.filter(trace_id__in=traces).count() >= len(traces) > 0
