@@ -80,7 +80,7 @@ def test_there_are_queries_to_check():
 
 
 class PrometheusServer:
-    def __init__(self, *, target: str, workdir: Path):
+    def __init__(self, *, target: str, workdir: Path, features: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
@@ -104,6 +104,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
