@@ -260,11 +260,20 @@ def method_label(method: str | None) -> str:
     return method if method in HTTP_METHODS else OTHER
 
 
+# The route label of the root URL pattern (its route is the empty string).
+ROOT_ROUTE = "/"
+
+
 def route_label(request: Any) -> str:
     """The URL pattern a request matched (bounded), or ``none``."""
     match = getattr(request, "resolver_match", None)
-    route = getattr(match, "route", None)
-    return route or NO_ROUTE
+    if match is None:
+        return NO_ROUTE
+    return _route(match.route)
+
+
+def _route(route: str | None) -> str:
+    return route or ROOT_ROUTE
 
 
 # (method, route, le) -> the latest exemplar of that bucket in this process.
@@ -281,6 +290,45 @@ def _bucket_le(seconds: float) -> str:
     return "+Inf"
 
 
+# (method, route) pairs whose 500 series exists (see initialise_route_series).
+_ROUTES_SEEN: set[tuple[str, str]] = set()
+# The methods whose 500 series every route gets at start.
+_START_METHODS = ("GET", "POST")
+
+
+def _ensure_error_series(method: str, route: str) -> None:
+    if (method, route) not in _ROUTES_SEEN:
+        _ROUTES_SEEN.add((method, route))
+        HTTP_RESPONSES.labels(method=method, route=route, status="500")
+
+
+def initialise_route_series(urlconf: str | None = None) -> int:
+    """Create the ``status="500"`` series of every route (GET and POST) at 0.
+
+    The first 500s of a route would otherwise create its series at their count,
+    and ``increase()`` would not see them: the burst of 500s at the start of an
+    outage is what the 5xx panel and alert must show. Routes met later (another
+    method) get theirs at their first response. Returns how many routes.
+    """
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix: str) -> Iterator[str]:
+        for pattern in patterns:
+            part = str(pattern.pattern)
+            # Joined as Django joins ResolverMatch.route (a regex's "^" dropped).
+            route = prefix + (part[1:] if prefix and part.startswith("^") else part)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern):
+                yield _route(route)
+
+    routes = {NO_ROUTE, *walk(get_resolver(urlconf).url_patterns, "")}
+    for route in routes:
+        for method in _START_METHODS:
+            _ensure_error_series(method, route)
+    return len(routes)
+
+
 def observe_request(
     *,
     method: str,
@@ -292,6 +340,7 @@ def observe_request(
 ) -> None:
     """Count one finished response and its duration (with the trace as exemplar)."""
     method = method_label(method)
+    _ensure_error_series(method, route)
     HTTP_RESPONSES.labels(method=method, route=route, status=str(status)).inc()
     exemplar = None
     if trace_id:

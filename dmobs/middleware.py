@@ -92,6 +92,10 @@ class RequestContextMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
+        try:
+            metrics.initialise_route_series()
+        except Exception:  # noqa: BLE001 - a broken URLconf fails requests, not telemetry
+            log.warning("could not list the routes for the request metrics", exc_info=True)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         reset_request_context()

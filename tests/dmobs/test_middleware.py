@@ -204,3 +204,15 @@ def test_readiness_and_liveness(client, settings):
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"default": "ok", "audit": "ok"}}
     assert client.get("/healthz").content == b"ok"
+
+
+def test_every_route_has_its_500_series_before_the_first_500(client):
+    """So increase() sees the first burst of 500s of a route (the start of an
+    outage), the series exist at 0 from the first request on."""
+    client.get("/healthz")
+    for route in ("/", "manage/audit", "portal/audit/<str:entry_id>/", "none"):
+        for method in ("GET", "POST"):
+            value = REGISTRY.get_sample_value(
+                "dmobs_http_responses_total", {"method": method, "route": route, "status": "500"}
+            )
+            assert value is not None, (method, route)
