@@ -214,10 +214,17 @@ def test_concurrent_requests_each_log_under_their_own_identity(stack):
     assert any(line["logger"].startswith("django.security") for line in lines)
     assert checked > 3 * len(plan) // 2
 
-    # No line a request wrote is without a request id (sign-ins included).
-    for line in read_json_lines(stack.log_file):
+    # No line a request wrote is without a request id (sign-ins included); one
+    # access line per request: gunicorn's own is not written, probes get none.
+    every_line = read_json_lines(stack.log_file)
+    for line in every_line:
         if line["logger"].startswith(REQUEST_LOGGERS):
             assert line.get("requestId"), line
+    assert not [line for line in every_line if line["logger"] == "gunicorn.access"]
+    assert not [line for line in every_line if line.get("path") in ("/healthz", "/metrics")]
+    assert any(line["logger"] == "gunicorn.error" for line in every_line)
+    # The probes gunicorn answered while starting (/healthz) made no span.
+    assert not [s for s in spans if s.attributes.get("url.path") == "/healthz"]
 
 
 def test_an_inbound_request_and_its_outgoing_calls_are_one_trace(stack):
