@@ -216,3 +216,45 @@ def test_every_route_has_its_500_series_before_the_first_500(client):
                 "dmobs_http_responses_total", {"method": method, "route": route, "status": "500"}
             )
             assert value is not None, (method, route)
+
+
+def test_a_hanging_check_fails_as_a_timeout_instead_of_holding_the_probe(monkeypatch):
+    import threading
+
+    from dmobs import health
+
+    release = threading.Event()
+    monkeypatch.setattr(health, "_ping", lambda alias: release.wait(10))
+    try:
+        checks = health.readiness(timeout=0.3)
+    finally:
+        release.set()
+    assert [(c.name, c.ok, c.error) for c in checks] == [
+        ("default", False, "Timeout"),
+        ("audit", False, "Timeout"),
+    ]
+
+
+def test_latency_histogram_carries_the_request_trace_as_exemplar(client, test_urls, span_exporter):
+    response = client.get("/t/logs")
+    (span,) = [s for s in span_exporter.get_finished_spans() if s.kind.name == "SERVER"]
+    trace_id = format(span.context.trace_id, "032x")
+    scrape = client.get(
+        "/metrics", REMOTE_ADDR="127.0.0.1", HTTP_ACCEPT="application/openmetrics-text"
+    )
+    assert scrape["Content-Type"].startswith("application/openmetrics-text")
+    text = scrape.content.decode()
+    (bucket,) = [
+        line
+        for line in text.splitlines()
+        if line.startswith("dmobs_http_request_duration_seconds_bucket{")
+        and 'route="t/logs"' in line
+        and f'trace_id="{trace_id}"' in line
+    ]
+    assert f'span_id="{format(span.context.span_id, "016x")}"' in bucket
+    assert response["X-Request-ID"]
+    # The plain text format (no exemplars) is still what a plain scrape gets.
+    plain = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    assert (
+        plain["Content-Type"].startswith("text/plain") and "trace_id" not in plain.content.decode()
+    )
