@@ -104,8 +104,9 @@ HTTP_EXCEPTIONS = Counter(
     ["type", "route"],
 )
 HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HTTP_DURATION_NAME = "dmobs_http_request_duration_seconds"
 HTTP_DURATION = Histogram(
-    "dmobs_http_request_duration_seconds",
+    HTTP_DURATION_NAME,
     "Time from the request reaching the outermost middleware to the end of its body; "
     "buckets carry the trace id of a request that fell in them as an exemplar.",
     ["method", "route"],
@@ -365,9 +366,9 @@ class _LocalExemplars(Collector):
         self._source = source
 
     def collect(self) -> Iterator[Any]:
-        name = HTTP_DURATION._name + "_bucket"
+        name = HTTP_DURATION_NAME + "_bucket"
         for family in self._source.collect():
-            if family.name == HTTP_DURATION._name and _EXEMPLARS:
+            if family.name == HTTP_DURATION_NAME and _EXEMPLARS:
                 family.samples = [
                     s._replace(
                         exemplar=_EXEMPLARS.get(

@@ -24,7 +24,7 @@ def sample(name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def test_urls(settings):
+def telemetry_urls(settings):
     settings.ROOT_URLCONF = "tests.telemetry_urls"
     middleware = list(settings.MIDDLEWARE)
     at = middleware.index("django.contrib.sessions.middleware.SessionMiddleware") + 1
@@ -53,7 +53,7 @@ LAYERS = [
     ("layer", "path", "headers", "exc", "route"), LAYERS, ids=[x[0] for x in LAYERS]
 )
 def test_every_layer_counts_a_500_and_its_exception(
-    client, test_urls, layer, path, headers, exc, route
+    client, telemetry_urls, layer, path, headers, exc, route
 ):
     client.raise_request_exception = False
     responses = {"method": "GET", "route": route, "status": "500"}
@@ -76,7 +76,7 @@ def test_every_layer_counts_a_500_and_its_exception(
     assert access["requestId"] == response["X-Request-ID"]
 
 
-def test_the_5xx_count_ignores_nothing_a_later_layer_would_have_seen(client, test_urls):
+def test_the_5xx_count_ignores_nothing_a_later_layer_would_have_seen(client, telemetry_urls):
     """A 404 (no route) and a refused host (400, made by the tracing middleware
     before any URL is resolved) are counted too."""
     before_404 = sample("dmobs_http_responses_total", method="GET", route="none", status="404")
@@ -94,7 +94,7 @@ def test_the_5xx_count_ignores_nothing_a_later_layer_would_have_seen(client, tes
 
 
 def test_a_refused_request_is_logged_under_its_own_id_not_the_previous_users(
-    client, test_urls, sarah
+    client, telemetry_urls, sarah
 ):
     client.force_login(sarah)
     with captured_json_logs() as lines:
@@ -117,14 +117,14 @@ def test_a_refused_request_is_logged_under_its_own_id_not_the_previous_users(
     assert access["status"] == 400
 
 
-def test_context_is_cleared_when_the_response_is_closed(client, test_urls, sarah):
+def test_context_is_cleared_when_the_response_is_closed(client, telemetry_urls, sarah):
     client.force_login(sarah)
     client.get("/t/logs")
     assert structlog.contextvars.get_contextvars() == {}
     assert CURRENT_REQUEST.get() is None
 
 
-def test_streaming_response_keeps_its_context_until_the_body_is_sent(client, test_urls, sarah):
+def test_streaming_response_keeps_its_context_until_the_body_is_sent(client, telemetry_urls, sarah):
     client.force_login(sarah)
     with captured_json_logs() as lines:
         response = client.get("/t/streams")
@@ -140,7 +140,7 @@ def test_streaming_response_keeps_its_context_until_the_body_is_sent(client, tes
     assert CURRENT_REQUEST.get() is None
 
 
-def test_one_access_line_without_the_query_string_and_none_for_probes(client, test_urls):
+def test_one_access_line_without_the_query_string_and_none_for_probes(client, telemetry_urls):
     with captured_json_logs() as lines:
         client.get("/t/logs?q=private+search+words&token=abc")
         client.get("/healthz")
@@ -155,7 +155,7 @@ def test_one_access_line_without_the_query_string_and_none_for_probes(client, te
 TELEMETRY_MODULES = ("dmobs/logger.py", "dmobs/tracing.py", "dmobs/metrics.py")
 
 
-def test_telemetry_makes_no_database_query(client, test_urls, sarah, span_exporter):
+def test_telemetry_makes_no_database_query(client, telemetry_urls, sarah, span_exporter):
     """No query is made by the tracing hook or the log processors: a signed-in
     request's only queries are the app's own (the time-zone middleware loads the
     user), and an anonymous one makes none."""
@@ -185,7 +185,7 @@ def test_telemetry_makes_no_database_query(client, test_urls, sarah, span_export
     assert span.attributes["dmobs.tenant_id"] == sarah.memberships.get().tenant.ref_id
 
 
-def test_user_and_tenant_come_from_what_the_request_loaded(client, test_urls, sarah):
+def test_user_and_tenant_come_from_what_the_request_loaded(client, telemetry_urls, sarah):
     """The view loads the user (session + user: its own two queries); the
     lines name the user and the tenant remembered at sign-in, nothing more."""
     client.force_login(sarah)
@@ -235,7 +235,9 @@ def test_a_hanging_check_fails_as_a_timeout_instead_of_holding_the_probe(monkeyp
     ]
 
 
-def test_latency_histogram_carries_the_request_trace_as_exemplar(client, test_urls, span_exporter):
+def test_latency_histogram_carries_the_request_trace_as_exemplar(
+    client, telemetry_urls, span_exporter
+):
     response = client.get("/t/logs")
     (span,) = [s for s in span_exporter.get_finished_spans() if s.kind.name == "SERVER"]
     trace_id = format(span.context.trace_id, "032x")
