@@ -183,6 +183,8 @@ def _attach_to_trace(entry: dict[str, Any]) -> None:
     if entry["trace_id"] is None:
         if ctx.is_valid:
             entry["trace_id"] = format(ctx.trace_id, "032x")
+            # Not stored: the writer's batch span links to this span.
+            entry["span_id"] = format(ctx.span_id, "016x")
         else:
             # No tracer provider configured: still give the entry a trace id.
             entry["trace_id"] = os.urandom(16).hex()

@@ -7,7 +7,9 @@
   emptied when the master starts (old workers' counters would otherwise be
   added again) and each dead worker is marked, so its live gauges (in-flight
   requests, queue depth) stop counting.
-- gunicorn's own log lines go through the same JSON chain as the app's.
+- gunicorn's own log lines go through the same JSON chain as the app's, at
+  ``LOG_LEVEL``; its access line is dropped (``dmobs.request`` writes one line
+  per request, without the query string, none for probes and scrapes).
 """
 
 import glob
@@ -16,6 +18,7 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
 accesslog = None
+loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 
 
 def _logconfig() -> dict:

@@ -2,9 +2,15 @@
 
 Every line is one JSON object with ``time`` (ISO-8601 UTC), ``level``,
 ``event``, ``service``, ``env``, ``traceId`` and ``spanId`` (from the current
-OpenTelemetry span), plus whatever the request middleware bound with
-``structlog.contextvars`` (``requestId``, ``tenantId``, ``userId``). On a
-terminal in development the same chain ends in the console renderer instead.
+OpenTelemetry span), plus the request's ``requestId`` (bound by the request
+middleware with ``structlog.contextvars``) and ``userId``/``tenantId`` (read
+from the request when the line is written). On a terminal in development the
+same chain ends in the console renderer instead.
+
+``LOG_LEVEL`` is the level of every logger: the root, Django's, gunicorn's.
+The servers' own access lines (gunicorn's ``gunicorn.access``, runserver's
+``django.server``) are dropped: ``dmobs.request`` writes one line per request,
+with the path but not the query string, and none for probes and scrapes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from django.utils.functional import empty
 from opentelemetry import trace
 
 _STATIC: dict[str, str] = {"service": "dmobs", "env": "development"}
@@ -40,40 +47,63 @@ def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
     return event_dict
 
 
-# The request a thread is serving (set by dmobs.middleware.RequestContextMiddleware):
-# the tenant of its log lines is looked up only when a line is written.
+# The request a thread is serving (set by dmobs.middleware.RequestContextMiddleware,
+# cleared on request_started and request_finished).
 CURRENT_REQUEST: ContextVar[Any] = ContextVar("dmobs_current_request", default=None)
-_resolving = ContextVar("dmobs_resolving_tenant", default=False)
+
+# Session key holding the signed-in user's only tenant, written at sign-in
+# (dmobs.tracing.remember_tenant_at_login), so telemetry never queries for it.
+TENANT_SESSION_KEY = "_dmobs_tenant_ref"
 
 
-def add_request_tenant(_logger: Any, _name: str, event_dict: dict) -> dict:
-    """``tenantId`` of the current request, when no bound value gave one.
+def loaded_user(request: Any) -> Any:
+    """``request.user`` if it is already loaded, else None (never loads it).
 
-    Resolved on the first line that needs it (a screen usually names its tenant
-    first, so no query is made), then cached on the request. The lookup itself
-    may log (database instrumentation): those lines go without it.
+    ``AuthenticationMiddleware`` puts a lazy object there; evaluating it reads
+    the session and the user from the database. Telemetry must not be the
+    one to do that (it would query on every request, and fail with the
+    database down), so only a user the request itself loaded is used.
     """
-    if "tenantId" in event_dict or _resolving.get():
-        return event_dict
+    user = getattr(request, "__dict__", {}).get("user")
+    if user is None:
+        return None
+    wrapped = getattr(user, "_wrapped", user)
+    if wrapped is empty:
+        return None
+    return wrapped
+
+
+def request_identity(request: Any) -> tuple[str | None, str | None]:
+    """(user ref, tenant ref) of a request, from what it has loaded: no queries.
+
+    The tenant: the one a view named (the screens set ``request.audit_tenant_ref``,
+    ``""`` when they read several tenants), else the signed-in user's only
+    tenant, remembered in the session at sign-in.
+    """
+    user = loaded_user(request)
+    user_ref = None
+    if user is not None and getattr(user, "is_authenticated", False):
+        user_ref = getattr(user, "ref_id", None)
+    tenant_ref = getattr(request, "audit_tenant_ref", None)
+    if tenant_ref is None and user_ref:
+        session = getattr(request, "session", None)
+        cache = getattr(session, "_session_cache", None)  # only a session already read
+        if isinstance(cache, dict):
+            tenant_ref = cache.get(TENANT_SESSION_KEY)
+    return user_ref, tenant_ref or None
+
+
+def add_request_identity(_logger: Any, _name: str, event_dict: dict) -> dict:
+    """``userId`` and ``tenantId`` of the current request, when known without a query."""
     request = CURRENT_REQUEST.get()
     if request is None:
         return event_dict
-    from dmobs.tracing import tenant_ref_for_request
-
-    token = _resolving.set(True)
-    try:
-        ref = tenant_ref_for_request(request)
-    finally:
-        _resolving.reset(token)
-    if ref:
-        event_dict["tenantId"] = ref
+    user_ref, tenant_ref = request_identity(request)
+    if user_ref:
+        event_dict.setdefault("userId", user_ref)
+    if tenant_ref:
+        event_dict.setdefault("tenantId", tenant_ref)
     return event_dict
-
-
-def forget_request(**_kwargs: Any) -> None:
-    """``request_finished`` receiver: the response is closed (Django's own lines
-    about it are written), so later lines of this thread belong to no request."""
-    CURRENT_REQUEST.set(None)
 
 
 def drop_django_objects(_logger: Any, _name: str, event_dict: dict) -> dict:
@@ -88,7 +118,7 @@ def drop_django_objects(_logger: Any, _name: str, event_dict: dict) -> dict:
 def shared_processors() -> list:
     return [
         structlog.contextvars.merge_contextvars,
-        add_request_tenant,
+        add_request_identity,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
@@ -178,6 +208,16 @@ def build_logging_config(
             "filename": log_file,
             "formatter": "json",
         }
+    # Loggers that default below LOG_LEVEL are raised to it; never lowered.
+    floor = logging.getLevelName(str(level).upper())
+    if not isinstance(floor, int):
+        raise ValueError(
+            f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}"
+        )
+
+    def at_least(name: str) -> str:
+        return logging.getLevelName(max(floor, logging.getLevelName(name)))
+
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -185,20 +225,44 @@ def build_logging_config(
             "json": {"()": "dmobs.logger.json_formatter"},
             "console": {"()": "dmobs.logger.console_formatter"},
         },
-        "handlers": handlers,
-        "root": {"handlers": list(handlers), "level": level},
+        "filters": {"no_access_lines": {"()": "dmobs.logger.DropServerAccessLines"}},
+        "handlers": {
+            **handlers,
+            # For the servers' access loggers: their lines go nowhere.
+            "discard": {"class": "logging.NullHandler"},
+        },
+        "root": {"handlers": list(handlers), "level": logging.getLevelName(floor)},
         "loggers": {
             # Django's defaults give "django" and "django.server" handlers of
             # their own (plain text); send them through the same chain instead.
-            "django": {"level": "INFO", "handlers": [], "propagate": True},
-            "django.server": {"level": "INFO", "handlers": [], "propagate": True},
+            "django": {"level": logging.getLevelName(floor), "handlers": [], "propagate": True},
+            # runserver's access line duplicates ours (with the query string);
+            # its other lines (a broken pipe, an error) pass.
+            "django.server": {
+                "level": logging.getLevelName(floor),
+                "handlers": [],
+                "filters": ["no_access_lines"],
+                "propagate": True,
+            },
             # SQL of every query is DEBUG; keep it out unless asked for.
-            "django.db.backends": {"level": "INFO"},
-            # gunicorn's own loggers go to the root handlers (same chain).
-            "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            "django.db.backends": {"level": at_least("INFO")},
+            # gunicorn's own loggers go to the root handlers (same chain)...
+            "gunicorn.error": {
+                "level": logging.getLevelName(floor),
+                "handlers": [],
+                "propagate": True,
+            },
+            # ...but for its access line, which duplicates ours.
+            "gunicorn.access": {"level": "CRITICAL", "handlers": ["discard"], "propagate": False},
         },
     }
+
+
+class DropServerAccessLines(logging.Filter):
+    """Drop runserver's per-request line (it has ``status_code`` in ``extra``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not hasattr(record, "status_code")
 
 
 def get_logger(name: str | None = None) -> Any:

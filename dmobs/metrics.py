@@ -1,8 +1,10 @@
 """Prometheus metrics of dmobs: the audit write path, audit activity, requests.
 
-HTTP request rate, latency per route, responses by status and exceptions come
-from django-prometheus (its middleware); this module adds what is ours. The
-names, labels and meaning of every metric are the contract in docs/METRICS.md.
+Requests are measured by ``dmobs.middleware.RequestContextMiddleware``, the
+outermost middleware, so a response made by any layer (a middleware, the view,
+a template, a streaming body that fails after the headers) is counted with its
+real status, and every unhandled exception is counted by type. The names,
+labels and meaning of every metric are the contract in docs/METRICS.md.
 
 Multiprocess mode: under gunicorn with several workers each worker has its
 own counters. When ``PROMETHEUS_MULTIPROC_DIR`` is set (before
@@ -32,11 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Exemplar
 
-# A ``_created`` series per counter doubles the series count and no dashboard uses it.
+# A ``_created`` series per counter doubles the series count, and Prometheus
+# (2.x, and 3.x without a feature flag) does not use it for increase(). The
+# first event of a labelled counter is seen by increase() because the series
+# exists at 0 before it: every label combination from a bounded vocabulary is
+# created when this module is imported (``_initialise_series``).
 prometheus_client.disable_created_metrics()
 
 # --- write path ----------------------------------------------------------------
@@ -85,6 +93,30 @@ HTTP_IN_FLIGHT = Gauge(
     "Requests being handled right now.",
     multiprocess_mode="livesum",
 )
+HTTP_RESPONSES = Counter(
+    "dmobs_http_responses",
+    "Responses by method, route and status, whatever layer made them.",
+    ["method", "route", "status"],
+)
+HTTP_EXCEPTIONS = Counter(
+    "dmobs_http_exceptions",
+    "Unhandled exceptions of requests (any layer, streaming bodies too), by class and route.",
+    ["type", "route"],
+)
+HTTP_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+HTTP_DURATION_NAME = "dmobs_http_request_duration_seconds"
+HTTP_DURATION = Histogram(
+    HTTP_DURATION_NAME,
+    "Time from the request reaching the outermost middleware to the end of its body; "
+    "buckets carry the trace id of a request that fell in them as an exemplar.",
+    ["method", "route"],
+    buckets=HTTP_DURATION_BUCKETS,
+)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The route label of a request no URL pattern matched (404s, refused hosts).
+NO_ROUTE = "none"
+# Routes of probes and scrapes: left out of the 5xx share and its alert.
+PROBE_ROUTES = ("healthz", "readyz", "metrics")
 
 ACTOR_TYPES = frozenset({"human", "agent", "system"})
 KNOWN_ACTIONS = frozenset(
@@ -198,6 +230,158 @@ def record_export(*, app: str, format: str, rows: int) -> None:  # noqa: A002 - 
     AUDIT_EXPORT_ROWS.labels(**labels).inc(max(0, rows))
 
 
+def _initialise_series() -> None:
+    """Create every series of a bounded label set at 0.
+
+    A labelled child created by its first ``inc()`` starts life at 1: the
+    first scrape Prometheus sees is 1, and ``increase()`` (which only measures
+    change between samples) reports 0 for that event. Created at 0 before any
+    event, the series is scraped at 0 first and the event shows up. Tenants
+    are an open set and cannot be created ahead; docs/METRICS.md says so.
+    """
+    for actor_type in (*ACTOR_TYPES, OTHER):
+        for action in (*KNOWN_ACTIONS, OTHER):
+            for resource_type in (*KNOWN_RESOURCE_TYPES, OTHER):
+                AUDIT_ACTIVITY.labels(
+                    actor_type=actor_type, action=action, resource_type=resource_type
+                )
+    for app in (*EXPORT_APPS, OTHER):
+        for fmt in (*EXPORT_FORMATS, OTHER):
+            AUDIT_EXPORTS.labels(app=app, format=fmt)
+            AUDIT_EXPORT_ROWS.labels(app=app, format=fmt)
+
+
+_initialise_series()
+
+
+# --- requests ------------------------------------------------------------------
+
+
+def method_label(method: str | None) -> str:
+    return method if method in HTTP_METHODS else OTHER
+
+
+# The route label of the root URL pattern (its route is the empty string).
+ROOT_ROUTE = "/"
+
+
+def route_label(request: Any) -> str:
+    """The URL pattern a request matched (bounded), or ``none``."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return NO_ROUTE
+    return _route(match.route)
+
+
+def _route(route: str | None) -> str:
+    return route or ROOT_ROUTE
+
+
+# (method, route, le) -> the latest exemplar of that bucket in this process.
+# prometheus_client keeps exemplars in memory only, never in multiprocess files;
+# under gunicorn each scrape adds those of the worker that answers it.
+_EXEMPLARS: dict[tuple[str, str, str], Exemplar] = {}
+_EXEMPLARS_MAX = 5_000
+
+
+def _bucket_le(seconds: float) -> str:
+    for bound in HTTP_DURATION_BUCKETS:
+        if seconds <= bound:
+            return prometheus_client.utils.floatToGoString(bound)
+    return "+Inf"
+
+
+# (method, route) pairs whose 500 series exists (see initialise_route_series).
+_ROUTES_SEEN: set[tuple[str, str]] = set()
+# The methods whose 500 series every route gets at start.
+_START_METHODS = ("GET", "POST")
+
+
+def _ensure_error_series(method: str, route: str) -> None:
+    if (method, route) not in _ROUTES_SEEN:
+        _ROUTES_SEEN.add((method, route))
+        HTTP_RESPONSES.labels(method=method, route=route, status="500")
+
+
+def initialise_route_series(urlconf: str | None = None) -> int:
+    """Create the ``status="500"`` series of every route (GET and POST) at 0.
+
+    The first 500s of a route would otherwise create its series at their count,
+    and ``increase()`` would not see them: the burst of 500s at the start of an
+    outage is what the 5xx panel and alert must show. Routes met later (another
+    method) get theirs at their first response. Returns how many routes.
+    """
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix: str) -> Iterator[str]:
+        for pattern in patterns:
+            part = str(pattern.pattern)
+            # Joined as Django joins ResolverMatch.route (a regex's "^" dropped).
+            route = prefix + (part[1:] if prefix and part.startswith("^") else part)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern):
+                yield _route(route)
+
+    routes = {NO_ROUTE, *walk(get_resolver(urlconf).url_patterns, "")}
+    for route in routes:
+        for method in _START_METHODS:
+            _ensure_error_series(method, route)
+    return len(routes)
+
+
+def observe_request(
+    *,
+    method: str,
+    route: str,
+    status: int,
+    seconds: float,
+    trace_id: str | None = None,
+    span_id: str | None = None,
+) -> None:
+    """Count one finished response and its duration (with the trace as exemplar)."""
+    method = method_label(method)
+    _ensure_error_series(method, route)
+    HTTP_RESPONSES.labels(method=method, route=route, status=str(status)).inc()
+    exemplar = None
+    if trace_id:
+        exemplar = {"trace_id": trace_id}
+        if span_id:
+            exemplar["span_id"] = span_id
+    HTTP_DURATION.labels(method=method, route=route).observe(seconds, exemplar=exemplar)
+    if exemplar and multiprocess_dir():
+        key = (method, route, _bucket_le(seconds))
+        if key in _EXEMPLARS or len(_EXEMPLARS) < _EXEMPLARS_MAX:
+            _EXEMPLARS[key] = Exemplar(exemplar, seconds, time.time())
+
+
+def count_exception(exc: BaseException, route: str) -> None:
+    HTTP_EXCEPTIONS.labels(type=type(exc).__name__, route=route).inc()
+
+
+class _LocalExemplars(Collector):
+    """Multiprocess mode: the summed histogram, with this process's exemplars."""
+
+    def __init__(self, source: Collector):
+        self._source = source
+
+    def collect(self) -> Iterator[Any]:
+        name = HTTP_DURATION_NAME + "_bucket"
+        for family in self._source.collect():
+            if family.name == HTTP_DURATION_NAME and _EXEMPLARS:
+                family.samples = [
+                    s._replace(
+                        exemplar=_EXEMPLARS.get(
+                            (s.labels.get("method"), s.labels.get("route"), s.labels.get("le"))
+                        )
+                    )
+                    if s.name == name
+                    else s
+                    for s in family.samples
+                ]
+            yield family
+
+
 # --- the spool, read at scrape time ---------------------------------------------
 
 
@@ -264,12 +448,53 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-def render_latest() -> tuple[bytes, str]:
-    """The exposition text of every metric of this process (or of all workers)."""
+def render_latest(accept: str = "") -> tuple[bytes, str]:
+    """The exposition of every metric of this process (or of all workers).
+
+    OpenMetrics when the scraper asks for it (Prometheus does when exemplar
+    storage is on): only that format carries exemplars.
+    """
     if multiprocess_dir():
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        registry.register(_LocalExemplars(multiprocess.MultiProcessCollector(None)))
         registry.register(SPOOL_COLLECTOR)
+        registry.register(READINESS_COLLECTOR)
     else:
         registry = prometheus_client.REGISTRY
+    if "application/openmetrics-text" in accept:
+        return openmetrics.generate_latest(registry), openmetrics.CONTENT_TYPE_LATEST
     return prometheus_client.generate_latest(registry), prometheus_client.CONTENT_TYPE_LATEST
+
+
+class ReadinessCollector(Collector):
+    """``dmobs_ready`` (1/0) and one gauge per check, from the readiness checks
+    run when Prometheus scrapes (the ServiceNotReady alert reads them)."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        # Without it, registering would run collect(): queries at import time.
+        yield GaugeMetricFamily("dmobs_ready", "")
+        yield GaugeMetricFamily("dmobs_readiness_check", "", labels=["check"])
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from django.conf import settings
+
+        if not settings.configured:
+            return
+        from dmobs.health import readiness
+
+        checks = readiness()
+        ready = GaugeMetricFamily(
+            "dmobs_ready", "1 when every readiness check passes (what /readyz answers)."
+        )
+        ready.add_metric([], 1.0 if all(c.ok for c in checks) else 0.0)
+        yield ready
+        per_check = GaugeMetricFamily(
+            "dmobs_readiness_check", "1 when the readiness check passes.", labels=["check"]
+        )
+        for check in checks:
+            per_check.add_metric([check.name], 1.0 if check.ok else 0.0)
+        yield per_check
+
+
+READINESS_COLLECTOR = ReadinessCollector()
+prometheus_client.REGISTRY.register(READINESS_COLLECTOR)

@@ -60,8 +60,12 @@ def dump_state(value: Any) -> str | None:
 
 
 def model_values(entry: dict[str, Any]) -> dict[str, Any]:
-    """An entry's values as ``AuditLog(**values)`` takes them."""
-    values = dict(entry)
+    """An entry's values as ``AuditLog(**values)`` takes them.
+
+    Only the stored fields: an entry may carry more on its way (``span_id``, the
+    span the writer's batch span links to), which is not a column.
+    """
+    values = {name: entry[name] for name, _stored in FIELDS if name in entry}
     for key in JSON_STATES:
         values[key] = parse_state(entry.get(key))
     return values

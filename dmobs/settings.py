@@ -43,16 +43,16 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
-    "django_prometheus",
     "dmobs",
     "auditui",
 ]
 
 MIDDLEWARE = [
-    # Observability: django-prometheus measures everything between its two
-    # middlewares; RequestContextMiddleware binds the log context once the
-    # user is known.
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Observability: RequestContextMiddleware is the outermost layer (also
+    # outside the tracing middleware that configure_tracing() adds): it resets
+    # the log context before anything logs, counts every response and
+    # exception whatever layer made it, and writes the access line.
+    "dmobs.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "auditui.middleware.AppHostsMiddleware",
@@ -61,11 +61,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "auditui.middleware.ViewerTimeZoneMiddleware",
-    "dmobs.middleware.RequestContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "dmobs.urls"
@@ -211,7 +209,7 @@ SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True

@@ -52,5 +52,5 @@ def metrics(request: HttpRequest) -> HttpResponse:
             status=403,
             content_type="text/plain",
         )
-    body, content_type = render_latest()
+    body, content_type = render_latest(request.headers.get("Accept", ""))
     return HttpResponse(body, content_type=content_type)

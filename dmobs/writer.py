@@ -42,12 +42,53 @@ from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanContext, TraceFlags
+
 from dmobs import metrics
 from dmobs.logger import get_logger
 from dmobs.records import FIELDS, JSON_STATES, model_values
 from dmobs.spool import ReplayReport, Spool
 
 log = get_logger("dmobs.writer")
+_tracer = trace.get_tracer("dmobs.writer")
+
+# The SDK keeps 128 links per span by default; a batch holds up to 500 entries.
+MAX_BATCH_LINKS = 128
+
+
+def _links(entries: list[dict[str, Any]]) -> list[Link]:
+    """Links to the spans that recorded the entries (``audit_log()`` keeps the
+    caller's span id in ``entry["span_id"]``; replayed entries have none)."""
+    seen: set[tuple[str, str]] = set()
+    links = []
+    for entry in entries:
+        trace_id, span_id = entry.get("trace_id"), entry.get("span_id")
+        if not trace_id or not span_id or (trace_id, span_id) in seen:
+            continue
+        seen.add((trace_id, span_id))
+        context = SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=int(span_id, 16),
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+        links.append(Link(context))
+        if len(links) == MAX_BATCH_LINKS:
+            break
+    return links
+
+
+def write_batch(store: Any, entries: list[dict[str, Any]], *, replay: bool = False) -> int:
+    """``store.write(entries)`` inside an ``audit.write_batch`` span linked to the
+    request spans whose entries it carries (a batch serves many requests, so it
+    is a trace of its own, not a child of any one of them)."""
+    with _tracer.start_as_current_span(
+        "audit.write_batch",
+        links=_links(entries),
+        attributes={"audit.batch.entries": len(entries), "audit.batch.replay": replay},
+    ):
+        return store.write(entries)
 
 
 class DjangoStore:
@@ -420,7 +461,7 @@ class AuditWriter:
             self._park(batch, reason="audit store down")
             return
         try:
-            self.store.write([entry for entry, _ in batch])
+            write_batch(self.store, [entry for entry, _ in batch])
         except Exception as exc:  # noqa: BLE001 - any store failure means "spool it"
             self._settle(batch, exc)
             return
@@ -532,7 +573,7 @@ class AuditWriter:
         return report
 
     def _write_for_replay(self, entries: list[dict]) -> int:
-        written = self.store.write(entries)
+        written = write_batch(self.store, entries, replay=True)
         metrics.AUDIT_WRITTEN.inc(len(entries))
         return written
 
@@ -585,7 +626,7 @@ class _WriteThreads:
                 future, entries = job
                 future.set_running_or_notify_cancel()
                 try:
-                    future.set_result(self._store.write(entries))
+                    future.set_result(write_batch(self._store, entries))
                 except BaseException as exc:  # noqa: BLE001 - handed to the writer thread
                     future.set_exception(exc)
         finally:

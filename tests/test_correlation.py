@@ -42,7 +42,7 @@ def test_sign_in_request_span_logs_and_audit_entry_share_one_trace(client, sarah
     # 1. The request produced a server span with its route.
     span = _server_span(span_exporter, "POST accounts/login/")
     assert span.attributes["http.route"] == "accounts/login/"
-    assert span.attributes["http.status_code"] == 302
+    assert span.attributes["http.response.status_code"] == 302
     trace_id = format(span.context.trace_id, "032x")
     span_id = format(span.context.span_id, "016x")
 

@@ -257,11 +257,23 @@ def dashboard(
 # --- System Health -------------------------------------------------------------------
 
 
+def with_exemplars(panel: dict) -> dict:
+    """Show the histogram's exemplars (trace ids) on the panel: a click on a
+    latency spike opens the trace that caused it (Prometheus data source ->
+    Tempo, see provisioning/datasources)."""
+    for t in panel["targets"]:
+        t["exemplar"] = True
+    return panel
+
+
 def system_health() -> dict:
     lay = Layout()
     ok_down = [{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}]
-    responses = "django_http_responses_total_by_status_total"
-    latency = "django_http_requests_latency_seconds_by_view_method_bucket"
+    # Counted by the outermost middleware: a 500 made by any layer is here.
+    responses = "dmobs_http_responses_total"
+    latency = "dmobs_http_request_duration_seconds_bucket"
+    # Probes and scrapes (answered every few seconds) are left out of the 5xx share.
+    served = 'route!~"healthz|readyz|metrics"'
     panels = [
         lay.row("Service"),
         stat(
@@ -283,12 +295,13 @@ def system_health() -> dict:
             "5xx share (5m)",
             [
                 (
-                    f'sum(rate({responses}{{{JOB}, status=~"5.."}}[5m]))'
-                    f" / sum(rate({responses}{{{JOB}}}[5m])) or vector(0)",
+                    f'sum(rate({responses}{{{JOB}, {served}, status=~"5.."}}[5m]))'
+                    f" / sum(rate({responses}{{{JOB}, {served}}}[5m])) or vector(0)",
                     "5xx",
                 )
             ],
             unit="percentunit",
+            description="Share of 5xx among responses (probes and scrapes left out).",
             thresholds=[(None, "green"), (0.01, "orange"), (0.05, "red")],
         ),
         stat(
@@ -318,41 +331,50 @@ def system_health() -> dict:
             unit="reqps",
             stack=True,
         ),
-        timeseries(
-            lay,
-            "Latency p50 per route",
-            [
-                (
-                    f"histogram_quantile(0.50, sum by (le, view) (rate({latency}{{{JOB}}}[5m])))",
-                    "{{view}}",
-                )
-            ],
-            unit="s",
-            width=8,
+        with_exemplars(
+            timeseries(
+                lay,
+                "Latency p50 per route",
+                [
+                    (
+                        f"histogram_quantile(0.50, sum by (le, route) "
+                        f"(rate({latency}{{{JOB}}}[5m])))",
+                        "{{route}}",
+                    )
+                ],
+                unit="s",
+                width=8,
+            )
         ),
-        timeseries(
-            lay,
-            "Latency p95 per route",
-            [
-                (
-                    f"histogram_quantile(0.95, sum by (le, view) (rate({latency}{{{JOB}}}[5m])))",
-                    "{{view}}",
-                )
-            ],
-            unit="s",
-            width=8,
+        with_exemplars(
+            timeseries(
+                lay,
+                "Latency p95 per route",
+                [
+                    (
+                        f"histogram_quantile(0.95, sum by (le, route) "
+                        f"(rate({latency}{{{JOB}}}[5m])))",
+                        "{{route}}",
+                    )
+                ],
+                unit="s",
+                width=8,
+            )
         ),
-        timeseries(
-            lay,
-            "Latency p99 per route",
-            [
-                (
-                    f"histogram_quantile(0.99, sum by (le, view) (rate({latency}{{{JOB}}}[5m])))",
-                    "{{view}}",
-                )
-            ],
-            unit="s",
-            width=8,
+        with_exemplars(
+            timeseries(
+                lay,
+                "Latency p99 per route",
+                [
+                    (
+                        f"histogram_quantile(0.99, sum by (le, route) "
+                        f"(rate({latency}{{{JOB}}}[5m])))",
+                        "{{route}}",
+                    )
+                ],
+                unit="s",
+                width=8,
+            )
         ),
         timeseries(
             lay,
@@ -365,8 +387,7 @@ def system_health() -> dict:
             "Exceptions per second by type",
             [
                 (
-                    "sum by (type) (rate(django_http_exceptions_total_by_type_total"
-                    f"{{{JOB}}}[5m])) or vector(0)",
+                    f"sum by (type) (rate(dmobs_http_exceptions_total{{{JOB}}}[5m])) or vector(0)",
                     "{{type}}",
                 )
             ],

@@ -237,3 +237,51 @@ def test_access_log_line_can_be_turned_off(client, settings):
     with captured_json_logs() as lines:
         client.get("/accounts/login/")
     assert not [line for line in lines if line["event"] == "request"]
+
+
+LEVELS_CHILD = textwrap.dedent(
+    """
+    import logging, django
+    django.setup()
+    from dmobs.logger import get_logger
+    for name in ("django", "django.request", "django.server", "django.db.backends",
+                 "gunicorn.error", "gunicorn.access", "dmobs.child", "some.library"):
+        logging.getLogger(name).info("info from %s", name)
+        logging.getLogger(name).warning("warning from %s", name)
+    get_logger("dmobs.child").info("structlog info")
+    # runserver's access line (it passes the status code as extra) and another of its lines
+    logging.getLogger("django.server").warning(
+        '"GET /x?q=secret HTTP/1.1" 404 10', extra={"request": None, "status_code": 404}
+    )
+    logging.getLogger("django.server").error("a broken pipe from a client")
+    """
+)
+
+
+@pytest.mark.parametrize("level", ["WARNING", "INFO"])
+def test_log_level_governs_every_logger_and_server_access_lines_are_dropped(level):
+    result = subprocess.run(
+        [sys.executable, "-c", LEVELS_CHILD],
+        cwd=ROOT,
+        env=_child_env(LOG_LEVEL=level),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    events = [line["event"] for line in lines]
+    names = ("django", "django.request", "django.server", "django.db.backends", "gunicorn.error")
+    for name in (*names, "dmobs.child", "some.library"):
+        assert f"warning from {name}" in events
+        assert (f"info from {name}" in events) == (level == "INFO"), (name, events)
+    assert ("structlog info" in events) == (level == "INFO")
+    # gunicorn's access line (and runserver's) never appear.
+    assert not any("gunicorn.access" in e for e in events)
+    assert not any("secret" in e for e in events)
+    assert "a broken pipe from a client" in events
+
+
+def test_an_unknown_log_level_is_a_clear_error():
+    with pytest.raises(ValueError, match="LOG_LEVEL must be"):
+        build_logging_config(level="LOUD", log_file=None, service="s", env="e", debug=False)

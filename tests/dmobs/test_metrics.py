@@ -66,9 +66,8 @@ def test_metrics_from_localhost_lists_request_and_write_path_metrics(client):
     values = parse(response.content.decode())
     names = {name for name, _ in values}
     for name in (
-        "django_http_requests_total_by_method_total",
-        "django_http_responses_total_by_status_view_method_total",
-        "django_http_requests_latency_seconds_by_view_method_bucket",
+        "dmobs_http_responses_total",
+        "dmobs_http_request_duration_seconds_bucket",
         "dmobs_audit_entries_accepted_total",
         "dmobs_audit_entries_written_total",
         "dmobs_audit_entries_spooled_total",
@@ -79,8 +78,8 @@ def test_metrics_from_localhost_lists_request_and_write_path_metrics(client):
     ):
         assert name in names, name
     key = (
-        "django_http_responses_total_by_status_view_method_total",
-        (("method", "GET"), ("status", "200"), ("view", "healthz")),
+        "dmobs_http_responses_total",
+        (("method", "GET"), ("route", "healthz"), ("status", "200")),
     )
     assert values[key] >= 1
     # The scrape itself is a request in flight.
@@ -288,8 +287,8 @@ def test_gunicorn_workers_share_one_metrics_view(tmp_path):
         assert status == 200
         values = parse(text)
         key = (
-            "django_http_responses_total_by_status_view_method_total",
-            (("method", "GET"), ("status", "200"), ("view", "healthz")),
+            "dmobs_http_responses_total",
+            (("method", "GET"), ("route", "healthz"), ("status", "200")),
         )
         return values.get(key, 0), values[("dmobs_http_requests_in_flight", ())]
 

@@ -11,8 +11,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_the_fix_runs_before_the_tracing_middleware():
-    assert settings.MIDDLEWARE[0] == "dmobs.middleware.WsgiPathInfoMiddleware"
-    assert any("opentelemetry" in m for m in settings.MIDDLEWARE[1:])
+    # The request context middleware stays outermost (it counts every response).
+    assert settings.MIDDLEWARE[:2] == [
+        "dmobs.middleware.RequestContextMiddleware",
+        "dmobs.middleware.WsgiPathInfoMiddleware",
+    ]
+    assert "opentelemetry" in settings.MIDDLEWARE[2]
 
 
 @pytest.mark.parametrize("path", ["/manage/audit/%C4%80/", "/manage/audit/\u0100\U000b82bc/"])
@@ -21,4 +25,4 @@ def test_non_latin1_path_is_a_404_with_a_span(client, span_exporter, path):
     response = client.get(path)
     assert response.status_code == 404
     spans = [s for s in span_exporter.get_finished_spans() if s.kind.name == "SERVER"]
-    assert spans and spans[-1].attributes.get("http.status_code") == 404
+    assert spans and spans[-1].attributes.get("http.response.status_code") == 404

@@ -39,13 +39,34 @@ def test_configure_tracing_keeps_the_installed_sdk_provider_and_is_idempotent():
 
 @pytest.mark.django_db
 def test_request_produces_a_server_span_with_its_route_and_request_id(client, span_exporter):
-    response = client.get("/healthz", HTTP_X_REQUEST_ID="req-from-proxy-0001")
+    response = client.get("/accounts/login/?next=/x", HTTP_X_REQUEST_ID="req-from-proxy-0001")
     assert response.status_code == 200
     assert response["X-Request-ID"] == "req-from-proxy-0001"
     (span,) = server_spans(span_exporter)
-    assert span.attributes["http.route"] == "healthz"
+    assert span.name == "GET accounts/login/"
+    # The current (stable) HTTP semantic conventions, not the old names.
+    assert span.attributes["http.route"] == "accounts/login/"
+    assert span.attributes["http.request.method"] == "GET"
+    assert span.attributes["http.response.status_code"] == 200
+    assert "http.method" not in span.attributes and "http.status_code" not in span.attributes
     assert span.attributes["dmobs.request_id"] == "req-from-proxy-0001"
     assert "enduser.id" not in span.attributes
+
+
+@pytest.mark.django_db
+def test_probes_and_scrapes_are_not_traced(client, span_exporter):
+    for path in ("/healthz", "/readyz", "/metrics"):
+        assert client.get(path, REMOTE_ADDR="127.0.0.1").status_code == 200, path
+    # No server span, and the readiness queries made no query spans either.
+    assert span_exporter.get_finished_spans() == ()
+
+
+def test_resource_names_service_version_and_environment():
+    resource = tracing._resource(None)
+    from dmobs import __version__
+
+    assert resource.attributes["service.version"] == __version__
+    assert resource.attributes["deployment.environment.name"] == "production"
 
 
 @pytest.mark.django_db

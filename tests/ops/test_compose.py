@@ -168,3 +168,28 @@ def test_app_wiring_matches_the_stack(compose):
     assert "app-logs:/var/log/dmobs:ro" in alloy_volumes
     assert "app-logs:/var/log/dmobs" in app["volumes"]
     assert "metrics_token" in compose["services"]["prometheus"]["secrets"]
+
+
+def test_app_healthcheck_asks_readiness(compose):
+    """The healthcheck is the readiness endpoint (database and audit store), not
+    the liveness one; tests/ops/test_outage.py shows /readyz failing with the
+    database gone while /healthz holds."""
+    (command,) = [
+        part for part in compose["services"]["app"]["healthcheck"]["test"] if "http" in part
+    ]
+    assert "http://127.0.0.1:8000/readyz" in command
+    assert "/healthz" not in command
+
+
+@pytest.mark.skipif(
+    not __import__("shutil").which("prometheus"), reason="the prometheus binary is not installed"
+)
+def test_compose_runs_the_prometheus_version_the_tests_run(compose):
+    """The tests evaluate the alerts and dashboards on the local prometheus
+    (Debian's package): compose pins that same version."""
+    out = subprocess.run(
+        ["prometheus", "--version"], capture_output=True, text=True, timeout=30
+    ).stdout
+    local = re.search(r"version (\d+\.\d+\.\d+)", out).group(1)
+    image = compose["services"]["prometheus"]["image"]
+    assert image == f"prom/prometheus:v{local}", (image, local)

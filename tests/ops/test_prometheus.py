@@ -74,11 +74,13 @@ def test_there_are_queries_to_check():
     titles = {title for title, _, _ in dashboard_queries()}
     assert len(titles) == 5
     assert len(dashboard_queries()) > 40
-    assert {"AuditSpoolNotEmpty", "ServiceDown"} <= {name for name, _ in alert_queries()}
+    assert {"AuditSpoolNotEmpty", "ServiceDown", "HighServerErrorRate", "ServiceNotReady"} <= {
+        name for name, _ in alert_queries()
+    }
 
 
 class PrometheusServer:
-    def __init__(self, *, target: str, workdir: Path):
+    def __init__(self, *, target: str, workdir: Path, features: tuple[str, ...] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = {
@@ -102,6 +104,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
+                *(f"--enable-feature={feature}" for feature in features),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -230,11 +233,11 @@ def test_every_query_and_alert_runs_on_real_prometheus_scraping_the_app(app_serv
     # The latency quantiles name real routes.
     p95 = prometheus.query(
         grafana_to_promql(
-            "histogram_quantile(0.95, sum by (le, view) "
-            "(rate(django_http_requests_latency_seconds_by_view_method_bucket[5m])))"
+            "histogram_quantile(0.95, sum by (le, route) "
+            "(rate(dmobs_http_request_duration_seconds_bucket[5m])))"
         )
     )["data"]["result"]
-    assert "healthz" in {sample["metric"].get("view") for sample in p95}
+    assert "healthz" in {sample["metric"].get("route") for sample in p95}
 
     # Audit activity reaches Prometheus with its labels.
     activity = prometheus.query('dmobs_audit_activity_total{actor_type="agent", action="created"}')[
