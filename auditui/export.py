@@ -7,9 +7,12 @@ per-row work is moved where it is cheapest:
 1. PostgreSQL renders ``createdAt`` (ISO-8601, ms, ``Z``) and ``before``/``after``
    as JSON text, on its own core, in keyset chunks of ``CHUNK_ROWS``.
 2. Python only guards cells against spreadsheet formulas (one ``startswith``
-   per cell) and masks secrets in the rare JSON text that could hold one: a key
-   that normalises to a secret-looking name leaves that name in the normalised
-   whole text, so a text without any of them cannot need masking.
+   per cell) and masks secrets (``dmobs.masking``, on the decoded keys) in the
+   JSON texts that could hold one. The quick check may only skip a text the
+   rule would leave alone: in a text of plain ASCII with no backslash every key
+   is written as it decodes, so its skeleton is the lower-cased letters and
+   digits and leaves a secret name in the whole text's; any escape (``pass\nword``)
+   or other script (``pаssword``) sends the text through the parse.
 3. Each record is joined with every cell quoted (the csv module scans each
    character to decide on quotes: most of its cost), and one string per chunk
    is streamed, so the server writes ~2 MB at a time, not one line at a time.
@@ -35,15 +38,15 @@ from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
-from auditui.diff import SECRET_KEY_PARTS, mask_secrets
 from auditui.query import Cursor, _page_query, after_cursor
+from dmobs.masking import SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX, mask_secrets
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
 
 CHUNK_ROWS = 5000
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
-# Bytes that are not [a-z0-9], deleted by bytes.translate (the same normalisation
-# as diff.is_secret_key, applied to the whole JSON text at C speed).
+# Bytes that are not [a-z0-9], deleted by bytes.translate (for plain ASCII the same
+# skeleton as dmobs.masking.key_skeleton, applied to the whole JSON text at C speed).
 _DELETE = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
 _SECRET_PART = re.compile("|".join(SECRET_KEY_PARTS).encode())
 
@@ -63,14 +66,17 @@ BEFORE, AFTER = STORED_NAMES.index("before"), STORED_NAMES.index("after")
 
 # `tokens": 5` in JSON text can only be a key ending in "tokens" with a number
 # value (after a string value comes , ] or }, and a quote inside a string is
-# escaped): a token count, which diff.is_masked shows. Dropping the word leaves
+# escaped): a token count, which masking.is_masked shows. Dropping the word leaves
 # the rest of the key to the check below (``secretTokens`` still matches).
-_TOKEN_COUNT = re.compile(r'tokens(?=": -?[0-9])')  # jsonb text: `"key": value`
+_TOKEN_COUNT = re.compile(TOKEN_COUNT_SUFFIX + r'(?=": -?[0-9])')  # jsonb text: `"key": value`
 
 
 def _may_hold_secret(text: str) -> bool:
+    """False only when ``dmobs.masking`` would mask nothing in this JSON text."""
+    if "\\" in text or not text.isascii():
+        return True  # escapes or other scripts: only the decoded keys can tell
     lowered = text.lower()
-    if "tokens" in lowered:
+    if TOKEN_COUNT_SUFFIX in lowered:
         lowered = _TOKEN_COUNT.sub("", lowered)
     normalised = lowered.encode("ascii", "ignore").translate(None, _DELETE)
     return _SECRET_PART.search(normalised) is not None

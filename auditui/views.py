@@ -60,6 +60,7 @@ from auditui.scopes import (
 )
 from dmobs import metrics
 from dmobs.audit import audit_log
+from dmobs.masking import mask_secrets
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
 
@@ -280,8 +281,8 @@ def csv_cell(value: object) -> str:
 
 def export_record(entry: AuditLog) -> dict:
     record = instance_to_record(entry)
-    record["before"] = diff.mask_secrets(record["before"])
-    record["after"] = diff.mask_secrets(record["after"])
+    record["before"] = mask_secrets(record["before"])
+    record["after"] = mask_secrets(record["after"])
     return record
 
 
