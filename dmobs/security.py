@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
 
 DEFAULT_POLICY: dict[str, str] = {
     "default-src": "'self'",
@@ -67,6 +68,26 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         if self.header not in response:
             response[self.header] = self.policy
+        return response
+
+
+class PrivateCacheMiddleware:
+    """``Cache-Control: private, no-store`` on every response to a signed-in user.
+
+    Audit pages, their htmx fragments, detail pages and exports show entries of
+    one viewer's scope: no shared cache (a proxy, a CDN) may keep them, and the
+    browser should not write them to disk. Directives a view set itself are kept
+    (``patch_cache_control`` merges), so the admin's ``never_cache`` stays as it is.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 

@@ -219,6 +219,11 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "dmobs.security.ContentSecurityPolicyMiddleware",
 )
+# Cache-Control: private, no-store on every response to a signed-in user.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("dmobs.security.ContentSecurityPolicyMiddleware") + 1,
+    "dmobs.security.PrivateCacheMiddleware",
+)
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: none).
 DMOBS_TRUSTED_PROXIES = env_int("DMOBS_TRUSTED_PROXIES", 0)
 
