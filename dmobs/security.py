@@ -24,11 +24,14 @@ A view may set its own ``Content-Security-Policy``; it is then left as it is.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
+from django.views.debug import SafeExceptionReporterFilter
 
 DEFAULT_POLICY: dict[str, str] = {
     "default-src": "'self'",
@@ -132,3 +135,33 @@ def axes_username(request: HttpRequest, credentials: dict | None) -> str | None:
     if value is None:
         return None
     return str(value)[:MAX_USERNAME]
+
+
+# ``scheme://user:password@host``: the password of a URL anywhere in a string.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*@")
+
+
+def hide_url_passwords(text: str) -> str:
+    return _URL_PASSWORD.sub(
+        lambda m: m["head"] + SafeExceptionReporterFilter.cleansed_substitute + "@", text
+    )
+
+
+class SecretSettingsFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports (the DEBUG page, error mails) that also
+    hides the password of every URL: ``DATABASE_URL`` and ``AUDIT_DATABASE_URL``
+    carry theirs, and Django only hides settings named like ``PASSWORD`` or
+    ``SECRET``. Applies to settings, the request's environment (``runserver``
+    puts the process environment there) and the traceback's local variables."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        value = super().cleanse_setting(key, value)
+        if type(value) is str:  # not a lazy object posing as one (evaluating it could fail)
+            return hide_url_passwords(value)
+        return value
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [
+            (name, self.cleanse_setting(name, value) if type(value) in (str, dict) else value)
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]
