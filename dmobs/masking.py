@@ -92,11 +92,13 @@ def key_skeleton(key: str) -> str:
     return "".join(ch for ch in text.translate(_FOLD) if ch.isascii() and ch.isalnum()).lower()
 
 
+@functools.lru_cache(maxsize=8192)
 def is_secret_key(key: object) -> bool:
     skeleton = key_skeleton(str(key))
     return any(part in skeleton for part in SECRET_KEY_PARTS)
 
 
+@functools.lru_cache(maxsize=8192)
 def counts_tokens(key: object) -> bool:
     """``inputTokens``, ``output_tokens``, ``maxTokens``: a key that names a number
     of tokens. Only "tokens" may make it look secret: ``secretTokens`` is not excused."""
