@@ -210,7 +210,9 @@ def _fetch_text(db: str, sql: str, params: list) -> list[tuple]:
     connection.ensure_connection()
     with RawCursor(connection.connection) as cursor:
         cursor.adapters.register_loader("timestamptz", TextLoader)
-        cursor.execute(_dollar_placeholders(sql), params)
+        # Prepared: every chunk after the first runs the same statement, and
+        # planning a 50-branch merge took ~75 ms (15 µs a row) each time.
+        cursor.execute(_dollar_placeholders(sql), params, prepare=True)
         return cursor.fetchall()
 
 
