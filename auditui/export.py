@@ -30,6 +30,7 @@ import functools
 import io
 import itertools
 import json
+import os
 import queue
 import re
 import threading
@@ -131,8 +132,23 @@ def csv_chunks(
     chunks = _keyset_chunks(qs, chunk_rows)
     if read_ahead is None:
         read_ahead = not connections[qs.db].in_atomic_block
-    for rows in _read_ahead(chunks) if read_ahead else chunks:
-        yield "".join([_line(row[:-1]) for row in rows])
+    if not read_ahead:
+        yield from _formatted(chunks)
+        return
+    # Two helper threads of lower CPU priority: one reads, one formats; the
+    # request's own thread only writes to the socket. An export is bulk work:
+    # on a busy machine the screens' requests in the same worker come first.
+    yield from _read_ahead(_formatted(_read_ahead(chunks)), name="export-format")
+
+
+def _formatted(chunks: Iterator[list[tuple]]) -> Iterator[str]:
+    try:
+        for rows in chunks:
+            yield "".join([_line(row[:-1]) for row in rows])
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # stops a read-ahead thread behind it
 
 
 # The position after which a chunk starts, in the compiled SQL of a chunk: the
@@ -254,12 +270,29 @@ def merged_sql(values: QuerySet, refs: list[str | None], size: int) -> tuple[str
 _END = object()
 
 
-def _read_ahead(chunks: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
-    """Iterate ``chunks`` in a helper thread, one chunk ahead of the consumer.
+# Niceness added to an export's helper threads (Linux schedules threads on their
+# own: this lowers the helper, not the worker). Lowering is always allowed;
+# raising it back is not, which is why the work runs in threads of its own that
+# end with the export, never in the server's pooled request threads.
+EXPORT_NICE = 10
 
-    The thread runs in a copy of this context (trace and log context carry over),
-    uses and then closes its own database connection, and stops when the
-    consumer does (a client that goes away closes this generator).
+
+def _lower_priority() -> None:
+    try:
+        tid = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + EXPORT_NICE))
+    except (AttributeError, OSError):
+        pass  # not on Linux, or not allowed: run at normal priority
+
+
+def _read_ahead(chunks: Iterator, *, name: str = "export-read-ahead") -> Iterator:
+    """Iterate ``chunks`` in a helper thread, one item ahead of the consumer.
+
+    The thread runs at lower CPU priority in a copy of this context (trace and
+    log context carry over), uses and then closes its own database connection,
+    and stops when the consumer does (a client that goes away closes this
+    generator; the thread then closes ``chunks``).
     """
     handoff: queue.Queue = queue.Queue(maxsize=1)
     stopped = threading.Event()
@@ -274,6 +307,7 @@ def _read_ahead(chunks: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
         return False
 
     def work() -> None:
+        _lower_priority()
         try:
             for rows in chunks:
                 if not hand(rows):
@@ -282,10 +316,13 @@ def _read_ahead(chunks: Iterator[list[tuple]]) -> Iterator[list[tuple]]:
         except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
             hand(exc)
         finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
             connections.close_all()  # this thread's connections only
 
     context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(work,), name="export-read-ahead")
+    thread = threading.Thread(target=context.run, args=(work,), name=name)
     thread.start()
     try:
         while True:

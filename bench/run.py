@@ -13,7 +13,7 @@ Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
 size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
 BENCH_REQUESTS (100), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
 (8765), BENCH_WRITER_ENTRIES (100000), BENCH_SKIP (comma list of: admin,
-export, exports, writer, profile), BENCH_LOAD_ONLY=true (load the database and stop).
+lists, export, exports, writer, profile), BENCH_LOAD_ONLY=true (load the database and stop).
 "exports" are issue 12's: the super admin's CSV of every entry and the Portal
 CSV of audit_load's 50-tenant reviewer, each checked complete against a direct
 query, then both at once while the tenant admin's list page is measured.
@@ -921,7 +921,7 @@ def main() -> None:
         say(f"BENCH_LOAD_ONLY=true: {total:,} entries in {DB}, stopping before measuring")
         return
     fx = prepare(total)
-    lists = bench_lists(fx)
+    lists = [] if "lists" in SKIP else bench_lists(fx)
     export = None if "export" in SKIP else bench_export(fx)
     complete = during = None
     if "exports" not in SKIP:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,13 +91,13 @@ def test_read_ahead_is_the_default_outside_a_transaction(entries, monkeypatch):
     threads = []
     real = export._read_ahead
 
-    def spy(chunks):
-        threads.append(threading.current_thread())
-        return real(chunks)
+    def spy(chunks, **kwargs):
+        threads.append(kwargs.get("name", "export-read-ahead"))
+        return real(chunks, **kwargs)
 
     monkeypatch.setattr(export, "_read_ahead", spy)
     assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=10)))) == 23
-    assert len(threads) == 1
+    assert sorted(threads) == ["export-format", "export-read-ahead"]
 
 
 def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries, pg_connections):
@@ -104,8 +106,43 @@ def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries, pg_
     header = next(chunks)
     assert len(parse(header + next(chunks))) == 5
     chunks.close()  # the client went away
-    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+    deadline = time.monotonic() + 5
+    while _helpers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _helpers()
     assert pg_connections.settle_at(before) == before
+
+
+def _helpers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in ("export-read-ahead", "export-format")]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are Linux's")
+def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(entries, monkeypatch):
+    """The request's thread only hands the text on; reading and formatting run
+    in two helper threads, niced, so other requests of the worker come first."""
+    seen = {}
+    real_chunks, real_line = export._keyset_chunks, export._line
+
+    def me() -> tuple[str, int]:
+        thread = threading.current_thread()
+        return thread.name, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def chunks(*args, **kwargs):
+        seen["read"] = me()
+        yield from real_chunks(*args, **kwargs)
+
+    def line(row):
+        seen.setdefault("format", me())
+        return real_line(row)
+
+    monkeypatch.setattr(export, "_keyset_chunks", chunks)
+    monkeypatch.setattr(export, "_line", line)
+    base = me()
+    assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5)))) == 23
+    assert seen["read"][0] == "export-read-ahead" and seen["format"][0] == "export-format"
+    assert seen["read"][1] > base[1] and seen["format"][1] > base[1]
+    assert me() == base  # the caller's own thread is left as it was
 
 
 def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch):
@@ -123,7 +160,10 @@ def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch)
     next(chunks), next(chunks)
     with pytest.raises(RuntimeError, match="lost the database"):
         list(chunks)
-    assert not [t for t in threading.enumerate() if t.name == "export-read-ahead"]
+    deadline = time.monotonic() + 5
+    while _helpers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _helpers()
 
 
 @pytest.mark.parametrize("scope", ["tenants", "actor"])
