@@ -845,6 +845,9 @@ def report(
                 f"{'yes' if r['complete'] else '**no**'} | {r['seconds']:.1f} | "
                 f"{r['rate']:,.0f} | {r['peak_rss_mb']:.0f} | {verdict} |"
             )
+    missed12 = (complete and any(r["rate"] < EXPORT_RATE_TARGET for r in complete)) or (
+        during and during["p95"] > CONCURRENT_P95_TARGET_MS
+    )
     if during:
         lines += [
             "",
@@ -855,6 +858,15 @@ def report(
             f"answered {during['statuses']} with {during['export_rows']} rows"
             + ("" if during["exports_outlasted"] else " (they ended before all requests ran)")
             + ".",
+        ]
+    if missed12:
+        lines += [
+            "",
+            "Where these are missed: each export is one Python thread formatting CSV (about "
+            "10 µs a row of CPU when the machine is idle) plus its PostgreSQL backend; with two "
+            "exports on 2 cores the list page competes for the CPU and for the worker's GIL, "
+            "the more so as the load average above exceeds 2. Exports run in niced helper "
+            "threads so that requests come first: see bench/NOTES.md, 'Exports at every size'.",
         ]
     if writer:
         lines += [
