@@ -222,7 +222,7 @@ class SlowDownload(threading.Thread):
             while chunk := response.read(16 * 1024):
                 self.body += chunk
                 self.started_streaming.set()
-                time.sleep(0.01)
+                time.sleep(0.02)
             conn.close()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             self.error = exc
