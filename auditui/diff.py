@@ -4,72 +4,32 @@
 ``Change`` per leaf path: ``added``, ``removed``, ``changed`` (with old and new
 value) or ``unchanged``. Objects are compared key by key, lists index by index;
 when the type differs (an object became a string), the whole path is one
-``changed``. Values under keys that look secret are masked, never shown.
+``changed``. Values under keys that look secret are masked, never shown
+(the rule is ``dmobs.masking``, the same for every screen and export).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
+
+# The one secret rule (dmobs.masking); these names stay importable from here.
+from dmobs.masking import (  # noqa: F401
+    MASK,
+    SECRET_KEY_PARTS,
+    counts_tokens,
+    is_masked,
+    is_secret_key,
+    mask_secrets,
+)
 
 ADDED = "added"
 REMOVED = "removed"
 CHANGED = "changed"
 UNCHANGED = "unchanged"
 
-MASK = "••••••"
 _MISSING = object()
-
-# Compared after lower-casing and dropping everything but letters and digits,
-# so "api_key", "apiKey", "API-Key" and "x-api-key" all match "apikey".
-SECRET_KEY_PARTS = (
-    "password",
-    "passwd",
-    "passphrase",
-    "secret",
-    "token",
-    "apikey",
-    "authorization",
-    "privatekey",
-    "credential",
-    "accesskey",
-    "signingkey",
-    "sessionkey",
-    "cookie",
-)
-_NON_ALNUM = re.compile(r"[^a-z0-9]")
-
-
-@functools.lru_cache(maxsize=4096)  # keys repeat across entries; exports call this per key
-def is_secret_key(key: object) -> bool:
-    normalised = _NON_ALNUM.sub("", str(key).lower())
-    return any(part in normalised for part in SECRET_KEY_PARTS)
-
-
-@functools.lru_cache(maxsize=4096)
-def counts_tokens(key: object) -> bool:
-    """``inputTokens``, ``output_tokens``, ``maxTokens``: a key that names a number
-    of tokens (what AI agents report as usage). Only "tokens" may make it look
-    secret: ``secretTokens`` is not excused."""
-    normalised = _NON_ALNUM.sub("", str(key).lower())
-    return normalised.endswith("tokens") and not any(
-        part in normalised[: -len("tokens")] for part in SECRET_KEY_PARTS
-    )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def is_masked(key: object, *values: Any) -> bool:
-    """Whether the values under ``key`` are hidden: a secret-looking key, unless it
-    counts tokens and every value given is a number (a count, not a credential)."""
-    if not is_secret_key(key):
-        return False
-    return not (counts_tokens(key) and all(v is _MISSING or _is_number(v) for v in values))
 
 
 @dataclass(frozen=True)
@@ -120,7 +80,8 @@ def _walk(path: str, old: Any, new: Any, masked: bool, out: list[Change]) -> Non
         if not children:
             out.append(Change(path or "(value)", UNCHANGED, _json(old), _json(new)))
         for key, child_old, child_new in children:
-            child_masked = isinstance(key, str) and is_masked(key, child_old, child_new)
+            present = [v for v in (child_old, child_new) if v is not _MISSING]
+            child_masked = isinstance(key, str) and is_masked(key, *present)
             _walk(_join(path, key), child_old, child_new, child_masked, out)
         return
     if not masked and old is _MISSING and _container(new) and new:
@@ -159,15 +120,6 @@ def diff_states(before: Any, after: Any) -> list[Change]:
     out: list[Change] = []
     _walk("", old, new, False, out)
     return out
-
-
-def mask_secrets(value: Any) -> Any:
-    """A copy of a JSON value with the values of secret-looking keys replaced by the mask."""
-    if isinstance(value, dict):
-        return {k: MASK if is_masked(k, v) else mask_secrets(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_secrets(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,8 @@ def tenant_branches(qs: QuerySet) -> list[str | None] | None:
     for one tenant, and for several tenants a merge of per-tenant walks:
     1. ``tenantId IN (a, b, ...)`` (a reviewer's tenants): those tenants.
     2. An ``actor`` filter without a tenant (Manage): the tenants where that actor
-       appears, from the facet table, so each walk uses (tenant, actor, created).
+       appears (``tenants_of_actor``, from audit_logs, never from the facets), so
+       each walk uses (tenant, actor, created).
     Anything else (one tenant, or every tenant without an actor) returns None.
     PostgreSQL only: other stores are small or not SQL.
     """
@@ -386,14 +387,41 @@ def tenant_branches(qs: QuerySet) -> list[str | None] | None:
         return refs if 1 < len(refs) <= MAX_BRANCHES else None
     actor = [lk for lk in lookups if lk.lhs.target.name == "actor_id" and lk.lookup_name == "exact"]
     if actor and not tenant_conditions:
-        refs = list(
-            AuditFacet.objects.using(qs.db)
-            .filter(actor_id=actor[0].rhs)
-            .values_list("tenant_id", flat=True)
-            .distinct()[: MAX_BRANCHES + 1]
-        )
+        refs = tenants_of_actor(qs.db, actor[0].rhs, limit=MAX_BRANCHES + 1)
         return refs if len(refs) <= MAX_BRANCHES else None
     return None
+
+
+# The tenants (NULL: platform-level) where an actor has entries, read from
+# audit_logs itself: a loose index scan over the distinct tenantIds of
+# audit_tenant_created_idx (one index probe per tenant), each kept when
+# audit_tenant_actor_idx has an entry of the actor. Not from audit_facets: a
+# derived table may shape the filter choices but must never decide which
+# entries a filter returns (issue 12, finding 2: deleting a facet row hid an
+# actor's entries of that tenant from the super admin, in the list and export).
+TENANTS_OF_ACTOR_SQL = """
+WITH RECURSIVE tenants(ref) AS (
+    (SELECT "tenantId" FROM {table} WHERE "tenantId" IS NOT NULL ORDER BY "tenantId" LIMIT 1)
+    UNION ALL
+    SELECT (SELECT "tenantId" FROM {table} WHERE "tenantId" > tenants.ref
+            ORDER BY "tenantId" LIMIT 1)
+    FROM tenants WHERE tenants.ref IS NOT NULL
+)
+(SELECT NULL WHERE EXISTS (SELECT 1 FROM {table} WHERE "tenantId" IS NULL AND "actorId" = %s))
+UNION ALL
+(SELECT ref FROM tenants WHERE ref IS NOT NULL
+    AND EXISTS (SELECT 1 FROM {table} WHERE "tenantId" = tenants.ref AND "actorId" = %s)
+    LIMIT %s)
+"""
+
+
+def tenants_of_actor(db: str, actor_id: str, *, limit: int) -> list[str | None]:
+    """At most ``limit`` tenants (None first: platform-level) where ``actor_id``
+    has entries, from audit_logs (PostgreSQL)."""
+    table = connections[db].ops.quote_name(AuditLog._meta.db_table)
+    with connections[db].cursor() as cursor:
+        cursor.execute(TENANTS_OF_ACTOR_SQL.format(table=table), [actor_id, actor_id, limit])
+        return [row[0] for row in cursor.fetchall()][:limit]
 
 
 def _page_query(

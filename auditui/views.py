@@ -60,6 +60,7 @@ from auditui.scopes import (
 )
 from dmobs import metrics
 from dmobs.audit import audit_log
+from dmobs.masking import mask_secrets
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
 
@@ -280,8 +281,8 @@ def csv_cell(value: object) -> str:
 
 def export_record(entry: AuditLog) -> dict:
     record = instance_to_record(entry)
-    record["before"] = diff.mask_secrets(record["before"])
-    record["after"] = diff.mask_secrets(record["after"])
+    record["before"] = mask_secrets(record["before"])
+    record["after"] = mask_secrets(record["after"])
     return record
 
 
@@ -361,12 +362,31 @@ class AuditExportView(AuditScreenMixin, View):
 
             lines = csv_lines(all_rows()) if fmt == "csv" else ndjson_lines(all_rows())
         response = StreamingHttpResponse(lines, content_type=content_type)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        response["Content-Disposition"] = (
-            f'attachment; filename="audit-log-{scope.app.name}-{stamp}.{extension}"'
-        )
-        response["Cache-Control"] = "no-store"
+        response["Content-Disposition"] = self.content_disposition(scope, extension)
+        response["Cache-Control"] = "private, no-store"
         return response
+
+    def head(self, request: HttpRequest) -> HttpResponse:
+        """The export's headers, without running it or recording an ``exported``
+        entry (Django would answer HEAD with ``get()``, export and audit included)."""
+        scope = self.get_audit_scope()
+        fmt = request.GET.get("format", "")
+        if fmt not in EXPORT_FORMATS:
+            return bad_request(request, "'format' must be csv or ndjson.")
+        try:
+            audit_entries(scope=scope, params=parse_params(request.GET))
+        except InvalidParams as exc:
+            return bad_request(request, str(exc))
+        content_type, extension = EXPORT_FORMATS[fmt]
+        response = HttpResponse(content_type=content_type)
+        response["Content-Disposition"] = self.content_disposition(scope, extension)
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    @staticmethod
+    def content_disposition(scope: Scope, extension: str) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return f'attachment; filename="audit-log-{scope.app.name}-{stamp}.{extension}"'
 
     def record_export(self, scope: Scope, params: Params, fmt: str) -> None:
         """One ``exported`` entry per tenant whose entries the export can contain."""

@@ -3,6 +3,7 @@ audit entries are read-only."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
@@ -10,6 +11,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.forms.models import model_to_dict
 
 from dmobs.audit import audit_log
+from dmobs.masking import mask_secrets
 from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant, User
 
 SECRET_FIELDS = {"password"}
@@ -140,9 +142,28 @@ class AuditLogAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = None
+    # before/after are shown masked, like on every screen and export (dmobs.masking).
+    fields = tuple(
+        f"masked_{f.name}" if f.name in ("before", "after") else f.name
+        for f in AuditLog._meta.fields
+    )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        return self.fields
+
+    @staticmethod
+    def _masked(value: Any) -> str:
+        if value is None:
+            return "-"
+        return json.dumps(mask_secrets(value), ensure_ascii=False)
+
+    @admin.display(description="before")
+    def masked_before(self, obj: AuditLog) -> str:
+        return self._masked(obj.before)
+
+    @admin.display(description="after")
+    def masked_after(self, obj: AuditLog) -> str:
+        return self._masked(obj.after)
 
     def has_add_permission(self, request):
         return False

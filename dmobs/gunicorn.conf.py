@@ -10,13 +10,26 @@
 - gunicorn's own log lines go through the same JSON chain as the app's, at
   ``LOG_LEVEL``; its access line is dropped (``dmobs.request`` writes one line
   per request, without the query string, none for probes and scrapes).
+- Workers are threaded (``gthread``), so a long export neither stalls the
+  requests behind it nor gets cut by the worker timeout: a sync worker serves
+  one request at a time and is killed when one outlasts ``timeout`` (a
+  290,000-row export stopped at 95,001 lines), while a gthread worker's main
+  thread keeps reporting alive as its threads stream. ``timeout`` then only
+  catches a worker whose main loop is stuck.
+- DJANGO_SETTINGS_MODULE defaults to ``dmobs.settings`` here too (post_fork
+  configures tracing, which reads settings, before the app module is loaded).
 """
 
 import glob
 import os
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmobs.settings")
+
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 accesslog = None
 loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 

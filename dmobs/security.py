@@ -24,10 +24,14 @@ A view may set its own ``Content-Security-Policy``; it is then left as it is.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_cache_control
+from django.views.debug import SafeExceptionReporterFilter
 
 DEFAULT_POLICY: dict[str, str] = {
     "default-src": "'self'",
@@ -67,6 +71,26 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         if self.header not in response:
             response[self.header] = self.policy
+        return response
+
+
+class PrivateCacheMiddleware:
+    """``Cache-Control: private, no-store`` on every response to a signed-in user.
+
+    Audit pages, their htmx fragments, detail pages and exports show entries of
+    one viewer's scope: no shared cache (a proxy, a CDN) may keep them, and the
+    browser should not write them to disk. Directives a view set itself are kept
+    (``patch_cache_control`` merges), so the admin's ``never_cache`` stays as it is.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            patch_cache_control(response, private=True, no_store=True)
         return response
 
 
@@ -111,3 +135,33 @@ def axes_username(request: HttpRequest, credentials: dict | None) -> str | None:
     if value is None:
         return None
     return str(value)[:MAX_USERNAME]
+
+
+# ``scheme://user:password@host``: the password of a URL anywhere in a string.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)[^@/?#\s]*@")
+
+
+def hide_url_passwords(text: str) -> str:
+    return _URL_PASSWORD.sub(
+        lambda m: m["head"] + SafeExceptionReporterFilter.cleansed_substitute + "@", text
+    )
+
+
+class SecretSettingsFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports (the DEBUG page, error mails) that also
+    hides the password of every URL: ``DATABASE_URL`` and ``AUDIT_DATABASE_URL``
+    carry theirs, and Django only hides settings named like ``PASSWORD`` or
+    ``SECRET``. Applies to settings, the request's environment (``runserver``
+    puts the process environment there) and the traceback's local variables."""
+
+    def cleanse_setting(self, key: Any, value: Any) -> Any:
+        value = super().cleanse_setting(key, value)
+        if type(value) is str:  # not a lazy object posing as one (evaluating it could fail)
+            return hide_url_passwords(value)
+        return value
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [
+            (name, self.cleanse_setting(name, value) if type(value) in (str, dict) else value)
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]

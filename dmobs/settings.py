@@ -223,6 +223,14 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
     "dmobs.security.ContentSecurityPolicyMiddleware",
 )
+# Cache-Control: private, no-store on every response to a signed-in user.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("dmobs.security.ContentSecurityPolicyMiddleware") + 1,
+    "dmobs.security.PrivateCacheMiddleware",
+)
+# Error reports (the DEBUG page, mails) hide the passwords in DATABASE_URL and
+# every other URL, not only settings named like PASSWORD or SECRET.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "dmobs.security.SecretSettingsFilter"
 # Reverse proxies in front of the app that append to X-Forwarded-For (0: none).
 DMOBS_TRUSTED_PROXIES = env_int("DMOBS_TRUSTED_PROXIES", 0)
 

@@ -1,9 +1,12 @@
 import os
 
-from django.core.wsgi import get_wsgi_application
-
-from dmobs.tracing import configure_tracing
-
+# Before anything that may read settings (tracing does): gunicorn started
+# without DJANGO_SETTINGS_MODULE would otherwise answer 500 to everything.
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmobs.settings")
+
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+from dmobs.tracing import configure_tracing  # noqa: E402
+
 configure_tracing()
 application = get_wsgi_application()

@@ -131,7 +131,7 @@ def test_export_carries_payloads_as_data_with_download_headers(world, hostile, c
     disposition = response["Content-Disposition"]
     assert disposition.startswith('attachment; filename="audit-log-manage-')
     assert disposition.endswith(f'.{fmt}"')
-    assert response["Cache-Control"] == "no-store"
+    assert response["Cache-Control"] == "private, no-store"
     if fmt == "ndjson":
         records = {r["resourceName"]: r for r in ndjson_records(response)}
         assert records["broken"]["description"] == BROKEN

@@ -17,7 +17,7 @@ from django.test import Client
 from dmobs import demo
 from dmobs.ids import is_object_id
 from dmobs.management.commands import audit_load
-from dmobs.models import AuditFacet, AuditLog, Membership, ReviewerAssignment, Tenant
+from dmobs.models import AuditFacet, AuditLog, Membership, ReviewerAssignment, Tenant, User
 
 TRACE_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -258,6 +258,21 @@ def test_audit_load_is_additive_and_reuses_its_tenants():
     assert AuditLog.objects.count() == 500
     assert Tenant.objects.filter(slug__startswith="load-").count() == 3
     assert AuditLog.objects.values("id").distinct().count() == 500
+
+
+@pytest.mark.django_db
+def test_audit_load_makes_a_reviewer_of_fifty_tenants():
+    """``load_reviewer`` reviews the first 50 load tenants (all when fewer): the
+    Portal's many-tenant paths in the benchmarks."""
+    _load("--rows", "100", "--tenants", "3")
+    reviewer = User.objects.get(username="load_reviewer")
+    assert not reviewer.has_usable_password()
+    assigned = lambda: sorted(  # noqa: E731
+        ReviewerAssignment.objects.filter(reviewer=reviewer).values_list("tenant__slug", flat=True)
+    )
+    assert assigned() == ["load-001", "load-002", "load-003"]
+    _load("--rows", "100", "--tenants", "60")
+    assert assigned() == [f"load-{i:03d}" for i in range(1, 51)]
 
 
 @pytest.mark.django_db

@@ -44,7 +44,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
 from dmobs import demo
-from dmobs.models import AuditLog, Tenant
+from dmobs.models import AuditLog, ReviewerAssignment, Tenant, User
 from dmobs.mongo import MongoStore
 from dmobs.records import FIELDS as RECORD_FIELDS
 
@@ -576,6 +576,10 @@ def _estimated_rows(cursor, table: str) -> int:
     return max(0, estimate or 0)
 
 
+LOAD_REVIEWER = "load_reviewer"
+REVIEWER_TENANTS = 50
+
+
 # --- The command ---------------------------------------------------------------
 class Command(BaseCommand):
     help = (
@@ -651,6 +655,7 @@ class Command(BaseCommand):
         # The rate counts everything the command does, building the content too.
         started = time.perf_counter()
         load_tenants = self._tenants(tenants)
+        self._reviewer(load_tenants)
         plan = build_plan(load_tenants, seed=seed)
         now = datetime.now(UTC)
         start = (now - timedelta(days=days)).timestamp()
@@ -811,6 +816,22 @@ class Command(BaseCommand):
                 )
 
         return built
+
+    def _reviewer(self, tenants: list[Tenant]) -> None:
+        """``load_reviewer``: a DM reviewer of the first REVIEWER_TENANTS load tenants
+        (all of them when there are fewer), for the Portal's many-tenant paths
+        (its list, and an export that merges one index walk per tenant).
+        No password: benchmarks sign it in with a session of their own."""
+        reviewer, created = User.objects.get_or_create(
+            username=LOAD_REVIEWER, defaults={"first_name": "Load", "last_name": "Reviewer"}
+        )
+        if created:
+            reviewer.set_unusable_password()
+            reviewer.save(update_fields=["password"])
+        ReviewerAssignment.objects.bulk_create(
+            [ReviewerAssignment(reviewer=reviewer, tenant=t) for t in tenants[:REVIEWER_TENANTS]],
+            ignore_conflicts=True,
+        )
 
     def _tenants(self, count: int) -> list[Tenant]:
         """Tenants load-001 .. load-NNN, created when missing (by slug, so idempotent)."""
