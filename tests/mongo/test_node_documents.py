@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from bson import ObjectId
 from django.conf import settings
 from django.db import connections
 
