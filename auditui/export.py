@@ -35,7 +35,8 @@ from django.db import connections
 from django.db.models import QuerySet, TextField
 from django.db.models.expressions import RawSQL
 
-from auditui.diff import SECRET_KEY_PARTS, mask_secrets
+from auditui import stored
+from auditui.diff import SECRET_KEY_PARTS
 from auditui.query import Cursor, _page_query, after_cursor
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
@@ -89,7 +90,8 @@ def _json_cell(text: str | None) -> str:
     if text in _JSON_LITERALS:
         return _JSON_LITERALS[text]
     if _may_hold_secret(text):
-        text = json.dumps(mask_secrets(json.loads(text)), ensure_ascii=False)
+        # auditui.stored: any depth (json.loads/mask_secrets recurse).
+        text = stored.dumps(stored.masked(stored.loads(text)), separators=stored.SPACED)
     return "'" + text if text.startswith(CSV_TRIGGERS) else text
 
 

@@ -61,6 +61,9 @@ REQUIRED = frozenset(
 STATES = ("before", "after")
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# In JSON text for export also the characters line splitters take for a line end
+# (NEL, LINE/PARAGRAPH SEPARATOR): one NDJSON record stays one line for any reader.
+_EXPORT_ESCAPED = re.compile("[\ud800-\udfff\x85\u2028\u2029]")
 REPLACEMENT = "\ufffd"
 
 
@@ -72,12 +75,13 @@ def display_text(text: str) -> str:
 
 
 def json_export_text(text: str) -> str:
-    """JSON text with lone surrogates written as ``\\udXXX`` escapes: valid UTF-8,
-    and the parsed value is exactly the stored one. (In JSON text a raw surrogate
-    can only be inside a string, where the escape means the same.)"""
+    """JSON text with lone surrogates (and NEL, U+2028, U+2029) written as
+    ``\\uXXXX`` escapes: valid UTF-8, one line, and the parsed value is exactly
+    the stored one. (In JSON text these characters can only be inside a string,
+    where the escape means the same.)"""
     if text.isascii():
         return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _EXPORT_ESCAPED.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 # --- scalars as a person reads them ------------------------------------------------

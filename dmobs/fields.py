@@ -149,10 +149,14 @@ def tolerant_converter(convert, *, json_field: bool):
 
     def converter(value, expression, connection):
         try:
-            return convert(value, expression, connection)
+            converted = convert(value, expression, connection)
         except (RecursionError, ValueError, TypeError, AttributeError, OverflowError):
             if json_field and isinstance(value, str):
                 return UnparsedJSON(value)
             return value
+        if converted is None and value is not None and not json_field:
+            # SQLite's time parser answers None for text it cannot read.
+            return value
+        return converted
 
     return converter
