@@ -215,7 +215,15 @@ def masked(value: Any) -> Any:
 
 _WS = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_LITERALS = {"true": True, "false": False, "null": None}
+# json.loads also takes these (Python's json writes them for float specials).
+_LITERALS = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "NaN": math.nan,
+    "Infinity": math.inf,
+    "-Infinity": -math.inf,
+}
 
 
 def loads(text: str) -> Any:
@@ -409,6 +417,8 @@ def _field_text(value: Any) -> str | None:
         return None
     if isinstance(value, str):
         return display_text(value)
+    if isinstance(value, dict | list | tuple):
+        return display_text(dumps(json_value(value)))
     shown = _bson_scalar(value)
     if isinstance(shown, str):
         return display_text(shown)
