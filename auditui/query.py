@@ -458,7 +458,8 @@ def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) 
         qs = after_cursor(qs, cursor)
     fetched = list(_page_query(qs, size + 1))
     more = len(fetched) > size
-    rows = skip_unplaceable([tidy_entry(row) for row in fetched[:size]])
+    bson = connections[qs.db].vendor == "mongodb"
+    rows = skip_unplaceable([tidy_entry(row, bson=bson) for row in fetched[:size]])
     if more and rows:
         return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
     return Page(rows, None)
@@ -647,5 +648,7 @@ def get_entry(*, scope: Scope, entry_id: str) -> AuditLog | None:
     """One entry of the scope, or None (also for a malformed id)."""
     if not ENTRY_ID_RE.match(entry_id):
         return None
-    entry = scope.queryset.filter(pk=entry_id).first()
-    return None if entry is None else tidy_entry(entry)
+    qs = scope.queryset
+    entry = qs.filter(pk=entry_id).first()
+    bson = connections[qs.db].vendor == "mongodb"
+    return None if entry is None else tidy_entry(entry, bson=bson)

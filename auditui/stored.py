@@ -197,7 +197,7 @@ def _rebuild(value: Any, *, scalar, mask: bool) -> Any:
 def json_value(value: Any) -> Any:
     """A stored state as a JSON value (BSON types as a person reads them)."""
     if isinstance(value, UnparsedJSON):
-        return loads(value)
+        value = loads(value)
     if _is_json_scalar(value):
         return value
     return _rebuild(value, scalar=_bson_scalar, mask=False)
@@ -351,18 +351,23 @@ SPACED = (", ", ": ")
 def dumps(value: Any, *, sort_keys: bool = False, separators: tuple[str, str] = COMPACT) -> str:
     """JSON text of a value (BSON types included); one too deep for the C
     encoder is written with a stack. Non-ASCII text stays as it is."""
+    options = {"separators": separators, "sort_keys": sort_keys, "default": _default}
     try:
-        text = json.dumps(
-            value, ensure_ascii=False, separators=separators, sort_keys=sort_keys, default=_default
-        )
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
     except RecursionError:
         text = _dumps_iterative(value, sort_keys=sort_keys, separators=separators)
+    except ValueError:
+        # NaN or Infinity (SQLite keeps whatever JSON text it is given): JSON has
+        # no such numbers, so they are written as the strings json_value makes.
+        text = dumps(json_value(value), sort_keys=sort_keys, separators=separators)
     if "\ue000" in text:
         text = _DECIMAL_MARK.sub(r"\1", text)
     return text
 
 
 def _scalar_text(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        value = str(value)  # as json_value writes NaN and Infinity
     return json.dumps(value, ensure_ascii=False, default=_default)
 
 
@@ -425,11 +430,13 @@ def _field_text(value: Any) -> str | None:
     return display_text(dumps(json_value(value)))
 
 
-def tidy_entry(entry: Any) -> Any:
+def tidy_entry(entry: Any, *, bson: bool = True) -> Any:
     """Make a loaded ``AuditLog`` safe to render and export (in place; returned).
 
     Sets ``entry.problems``: what is not as the platform writes entries, in
-    words (empty for a well-formed entry).
+    words (empty for a well-formed entry). ``bson=False`` (a SQL store, whose
+    states come from ``json.loads``) skips the copy that turns BSON values into
+    JSON ones; text ``json.loads`` could not read is parsed either way.
     """
     problems: list[str] = []
     deferred = entry.get_deferred_fields()
@@ -457,7 +464,9 @@ def tidy_entry(entry: Any) -> Any:
             )
     for name in STATES:
         if name not in deferred:
-            setattr(entry, name, json_value(getattr(entry, name)))
+            value = getattr(entry, name)
+            if bson or isinstance(value, UnparsedJSON):
+                setattr(entry, name, json_value(value))
     entry.problems = problems
     return entry
 

@@ -150,3 +150,16 @@ def test_tolerant_converter_keeps_the_stored_value(json_field):
     assert isinstance(result, UnparsedJSON) is json_field
     assert tolerant_converter(lambda v, e, c: None, json_field=False)("x", None, None) == "x"
     assert tolerant_converter(lambda v, e, c: None, json_field=True)("null", None, None) is None
+
+
+def test_nan_and_infinity_are_written_as_valid_json():
+    # SQLite keeps the JSON text it is given, and json.loads reads NaN/Infinity.
+    value = stored.loads('{"a": NaN, "b": [Infinity, -Infinity], "c": 1.5}')
+    text = stored.dumps(value)
+    assert json.loads(text, parse_constant=pytest.fail) == {
+        "a": "nan",
+        "b": ["inf", "-inf"],
+        "c": 1.5,
+    }
+    deep = stored.loads('{"a":' * 3000 + "NaN" + "}" * 3000)
+    assert "NaN" not in stored.dumps(deep) and '"nan"' in stored.dumps(deep)

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import connections
 
 from dmobs import metrics
+from dmobs.models import Membership
 from tests.auditui.conftest import build_world
 from tests.auditui.helpers import LIST_URLS, row_ids, streamed
 from tests.obs_helpers import captured_json_logs
@@ -305,3 +306,15 @@ def test_malformed_entries_are_reachable_by_id_on_manage(node_world, client, lab
         assert "resourceId is stored as a number" in html
     if label == "bad_missing_required":
         assert "actorType is missing" in html and "action is missing" in html
+
+
+def test_a_member_sees_own_actions_stored_with_their_objectid(node_world, client, settings):
+    settings.DMOBS_MEMBERS_SEE_OWN_ACTIONS = True
+    sarah = node_world.users["sarah"]
+    Membership.objects.filter(user=sarah).update(role="member")
+    client.force_login(sarah)
+    listed = set(walk(client, f"{LIST_URLS['dashboard']}?range=all"))
+    node = set(node_world.node_ids.values())
+    assert listed & node == {node_world.node_ids["objectid_tenant"]}
+    own = {e.pk for e in node_world.of_tenant("acme") if e.actor_id == sarah.ref_id}
+    assert own and own <= listed
