@@ -16,6 +16,7 @@ import re
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 from urllib.parse import urlencode
@@ -318,3 +319,25 @@ def test_a_member_sees_own_actions_stored_with_their_objectid(node_world, client
     assert listed & node == {node_world.node_ids["objectid_tenant"]}
     own = {e.pk for e in node_world.of_tenant("acme") if e.actor_id == sarah.ref_id}
     assert own and own <= listed
+
+
+def test_date_and_text_filters_with_every_shape(node_world, client):
+    ids = node_world.node_ids
+    client.force_login(node_world.users["root"])
+    today = datetime.now(UTC).date()
+    days = f"from={today - timedelta(days=1)}&to={today + timedelta(days=1)}"
+    listed = set(walk(client, f"{LIST_URLS['manage']}?{days}"))
+    assert {ids[label] for label in PLACEABLE} <= listed
+    assert not {ids[label] for label in NO_DATE} & listed  # a time range holds dates only
+    for range_ in ("24h", "7d", "30d", "90d"):
+        assert {ids[label] for label in PLACEABLE} <= set(
+            walk(client, f"{LIST_URLS['manage']}?range={range_}")
+        )
+    # Free text finds text fields; a description stored as an object is not text.
+    found = set(walk(client, f"{LIST_URLS['manage']}?range=all&q=node+objectid"))
+    assert found == {
+        ids["objectid_tenant"],
+        ids["objectid_tenant_globex"],
+        ids["objectid_tenant_initech"],
+    }
+    assert walk(client, f"{LIST_URLS['manage']}?range=all&q=description+as+an+object") == []
