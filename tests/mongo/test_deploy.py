@@ -53,7 +53,9 @@ def fresh_database(tmp_path):
 def _check_audit_database(db) -> None:
     assert set(db.list_collection_names()) == {"audit_logs", "django_migrations"}
     indexes = {ix["name"] for ix in db["audit_logs"].list_indexes()}
-    assert indexes >= LIST_INDEXES
+    # Exactly: MongoDB's own _id index, the list and text indexes of dmobs.0003
+    # and the trace index Django builds from Meta.indexes (a plain field).
+    assert indexes == LIST_INDEXES | {"_id_", "audit_trace_idx"}
 
 
 def test_migrate_audit_with_system_checks_on(fresh_database):
