@@ -348,12 +348,20 @@ COMPACT = (",", ":")
 SPACED = (", ", ": ")
 
 
-def dumps(value: Any, *, sort_keys: bool = False, separators: tuple[str, str] = COMPACT) -> str:
+def dumps(
+    value: Any,
+    *,
+    sort_keys: bool = False,
+    separators: tuple[str, str] = COMPACT,
+    allow_nan: bool = False,
+) -> str:
     """JSON text of a value (BSON types included); one too deep for the C
-    encoder is written with a stack. Non-ASCII text stays as it is."""
+    encoder is written with a stack. Non-ASCII text stays as it is. NaN and
+    Infinity are strings unless ``allow_nan`` (then Python's ``NaN``/``Infinity``,
+    which are not JSON: for text a person reads, such as a CSV cell)."""
     options = {"separators": separators, "sort_keys": sort_keys, "default": _default}
     try:
-        text = json.dumps(value, ensure_ascii=False, allow_nan=False, **options)
+        text = json.dumps(value, ensure_ascii=False, allow_nan=allow_nan, **options)
     except RecursionError:
         text = _dumps_iterative(value, sort_keys=sort_keys, separators=separators)
     except ValueError:

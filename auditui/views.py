@@ -301,7 +301,7 @@ def csv_cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        value = stored.dumps(value)
+        value = stored.dumps(value, allow_nan=True)
     text = stored.display_text(str(value))
     if text.startswith(CSV_TRIGGERS):
         return "'" + text
