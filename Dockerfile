@@ -3,7 +3,8 @@
 FROM node:22.12.0-bookworm-slim AS frontend
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --loglevel=error
+# Only what the app serves: the MongoDB driver is a test tool (devDependencies).
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
 
 FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,4 +22,7 @@ RUN SECRET_KEY=build-only DMOBS_HTTPS=false python manage.py collectstatic --no-
     && chown -R dmobs:dmobs /app/var /var/log/dmobs
 USER dmobs
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --no-input && exec gunicorn -c dmobs/gunicorn.conf.py dmobs.wsgi"]
+# Migrates the default database and, when AUDIT_DATABASE_URL is another one
+# (MongoDB included), the audit alias; then runs the command.
+ENTRYPOINT ["sh", "ops/app/entrypoint.sh"]
+CMD ["gunicorn", "-c", "dmobs/gunicorn.conf.py", "dmobs.wsgi"]

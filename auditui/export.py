@@ -43,8 +43,9 @@ from django.db.models.expressions import RawSQL
 from psycopg import RawCursor
 from psycopg.types.string import TextLoader
 
+from auditui import stored
 from auditui.query import Cursor, after_cursor, tenant_branches
-from dmobs.masking import SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX, mask_secrets
+from dmobs.masking import SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
 
@@ -98,7 +99,8 @@ def _json_cell(text: str | None) -> str:
     if text in _JSON_LITERALS:
         return _JSON_LITERALS[text]
     if _may_hold_secret(text):
-        text = json.dumps(mask_secrets(json.loads(text)), ensure_ascii=False)
+        # auditui.stored: any depth (json.loads/mask_secrets recurse).
+        text = stored.dumps(stored.masked(stored.loads(text)), separators=stored.SPACED)
     return "'" + text if text.startswith(CSV_TRIGGERS) else text
 
 

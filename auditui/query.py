@@ -32,9 +32,15 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from auditui.apps_registry import AuditApp
+from auditui.stored import display_text, tidy_entry
+from dmobs import metrics
 from dmobs.audit import TRACE_ID_RE
+from dmobs.fields import ref_values
+from dmobs.logger import get_logger
 from dmobs.models import ACTOR_TYPES, AuditFacet, AuditLog, Tenant
 from dmobs.search import search_condition
+
+log = get_logger("auditui.query")
 
 # Query-string keys (DESIGN.md, "Fixed interfaces").
 ACTION_VAR = "action"
@@ -82,7 +88,9 @@ CHOICES_LIMIT = 500
 # At most this many per-tenant index walks merged for one page (tenant_branches).
 MAX_BRANCHES = 100
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+# Longest action, resource type or actor id a filter takes: other writers store
+# longer ones than audit_log() does (a dropdown never offers what is refused).
+MAX_NAME = 200
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 ENTRY_ID_RE = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -153,6 +161,18 @@ def _text(query: QueryDict, key: str, *, max_length: int) -> str:
     return value
 
 
+def filter_accepts(value: object) -> bool:
+    """Whether the action, resource type and actor filters take ``value`` as it is
+    (what the dropdowns may offer)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= MAX_NAME
+        and value == value.strip()
+        and not CONTROL_RE.search(value)
+        and display_text(value) == value  # no lone surrogates: a URL cannot carry them
+    )
+
+
 def _date(query: QueryDict, key: str) -> date | None:
     value = _text(query, key, max_length=10)
     if not value:
@@ -201,15 +221,11 @@ def parse_params(query: QueryDict) -> Params:
     values: dict[str, Any] = {}
     explicit: dict[str, str] = {}
 
-    for key in (ACTION_VAR, RESOURCE_TYPE_VAR):
-        value = _text(query, key, max_length=64)
-        if value and not NAME_RE.match(value):
-            raise InvalidParams(
-                f"{key!r} must be a lowercase name like 'approved' or 'strategy', got {value!r}."
-            )
-        values[key] = value
-
-    values[ACTOR_VAR] = _text(query, ACTOR_VAR, max_length=64)
+    # Any stored action or resource type can be filtered on (the platform's
+    # services write "autoActivated" as well as "auto_activated"): a value the
+    # dropdown offers is never refused (see ``filter_accepts``).
+    for key in (ACTION_VAR, RESOURCE_TYPE_VAR, ACTOR_VAR):
+        values[key] = _text(query, key, max_length=MAX_NAME)
 
     actor_type = _text(query, ACTOR_TYPE_VAR, max_length=16)
     if actor_type and actor_type not in ACTOR_TYPES:
@@ -286,6 +302,13 @@ def resolve_tenant(*, scope: Scope, slug: str) -> Tenant:
     return tenant
 
 
+def ref_condition(name: str, value: str, *, alias: str) -> Q:
+    """``name = value`` for a platform id: on MongoDB also the ObjectId form the
+    Node services may have stored (``dmobs.fields.ref_values``)."""
+    forms = ref_values([value], alias=alias)
+    return Q(**{name: value}) if len(forms) == 1 else Q(**{f"{name}__in": forms})
+
+
 def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
@@ -300,11 +323,15 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
     """
     qs = scope.queryset
     if params.tenant:
-        qs = qs.filter(tenant_id=resolve_tenant(scope=scope, slug=params.tenant).ref_id)
+        qs = qs.filter(
+            ref_condition(
+                "tenant_id", resolve_tenant(scope=scope, slug=params.tenant).ref_id, alias=qs.db
+            )
+        )
     if params.action:
         qs = qs.filter(action=params.action)
     if params.actor:
-        qs = qs.filter(actor_id=params.actor)
+        qs = qs.filter(ref_condition("actor_id", params.actor, alias=qs.db))
     if params.actor_type:
         qs = qs.filter(actor_type=params.actor_type)
     if params.resource_type:
@@ -447,14 +474,38 @@ def _page_query(
 
 
 def page_entries(qs: QuerySet, *, cursor: Cursor | None, size: int = PAGE_SIZE) -> Page:
-    """One keyset page: ``size`` rows after the cursor, and the cursor of the next page."""
+    """One keyset page: ``size`` rows after the cursor, and the cursor of the next page.
+
+    Each row is made safe to show (``auditui.stored.tidy_entry``). A row whose
+    ``createdAt`` is not a date has no place in the (created_at, id) order: it
+    is left out, counted and logged with its id (``skip_unplaceable``). Stores
+    sort such values after every date (MongoDB's type order), so they only
+    come at the end of a walk, and the next cursor is the last placed row.
+    """
     if cursor is not None:
         qs = after_cursor(qs, cursor)
-    rows = list(_page_query(qs, size + 1))
-    if len(rows) > size:
-        rows = rows[:size]
+    fetched = list(_page_query(qs, size + 1))
+    more = len(fetched) > size
+    bson = connections[qs.db].vendor == "mongodb"
+    rows = skip_unplaceable([tidy_entry(row, bson=bson) for row in fetched[:size]])
+    if more and rows:
         return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
     return Page(rows, None)
+
+
+def skip_unplaceable(rows: list[AuditLog]) -> list[AuditLog]:
+    """The rows that have a time; the others are counted and logged by id."""
+    placed = [row for row in rows if row.created_at is not None]
+    if len(placed) < len(rows):
+        for row in rows:
+            if row.created_at is None:
+                metrics.AUDIT_MALFORMED_SKIPPED.inc()
+                log.warning(
+                    "audit entry left out",
+                    entryId=str(row.pk),
+                    reason="; ".join(row.problems),
+                )
+    return placed
 
 
 def iter_entries(qs: QuerySet, *, chunk_size: int = 1000) -> Iterator[AuditLog]:
@@ -522,13 +573,25 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
 
 def _choices(base: QuerySet) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
     """(actions, resource types, actors) of ``base``: DISTINCT, each bounded by CHOICES_LIMIT."""
+    # Only values the filters take as they are (other writers store numbers,
+    # blanks, control characters): a dropdown never offers what would be refused.
     actions = sorted(
-        base.values_list("action", flat=True).distinct().order_by("action")[:CHOICES_LIMIT]
+        {
+            value
+            for value in base.values_list("action", flat=True)
+            .distinct()
+            .order_by("action")[:CHOICES_LIMIT]
+            if filter_accepts(value)
+        }
     )
     resource_types = sorted(
-        base.values_list("resource_type", flat=True)
-        .distinct()
-        .order_by("resource_type")[:CHOICES_LIMIT]
+        {
+            value
+            for value in base.values_list("resource_type", flat=True)
+            .distinct()
+            .order_by("resource_type")[:CHOICES_LIMIT]
+            if filter_accepts(value)
+        }
     )
     actors: dict[str, tuple[str, str, str]] = {}
     for actor_id, actor_name, actor_type in (
@@ -536,7 +599,11 @@ def _choices(base: QuerySet) -> tuple[list[str], list[str], list[tuple[str, str,
         .distinct()
         .order_by("actor_name", "actor_id")[:CHOICES_LIMIT]
     ):
-        actors.setdefault(actor_id, (actor_id, actor_name, actor_type))
+        if not filter_accepts(actor_id):
+            continue
+        name = actor_name if isinstance(actor_name, str) and actor_name.strip() else actor_id
+        kind = actor_type if isinstance(actor_type, str) else str(actor_type or "")
+        actors.setdefault(actor_id, (actor_id, display_text(name), display_text(kind)))
     return actions, resource_types, sorted(actors.values(), key=lambda a: (a[1].lower(), a[0]))
 
 
@@ -609,4 +676,7 @@ def get_entry(*, scope: Scope, entry_id: str) -> AuditLog | None:
     """One entry of the scope, or None (also for a malformed id)."""
     if not ENTRY_ID_RE.match(entry_id):
         return None
-    return scope.queryset.filter(pk=entry_id).first()
+    qs = scope.queryset
+    entry = qs.filter(pk=entry_id).first()
+    bson = connections[qs.db].vendor == "mongodb"
+    return None if entry is None else tidy_entry(entry, bson=bson)

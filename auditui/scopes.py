@@ -23,7 +23,9 @@ from auditui.query import (
     RESOURCE_TYPE_VAR,
     TENANT_VAR,
     Scope,
+    ref_condition,
 )
+from dmobs.fields import ref_values
 from dmobs.models import AuditLog, Membership, Tenant
 
 BASE_CONTROLS = frozenset({ACTION_VAR, ACTOR_VAR})
@@ -166,9 +168,12 @@ class DashboardScopeMixin(AuditScopeMixin):
 
     def get_audit_queryset(self) -> QuerySet:
         membership = self.get_active_membership()
-        qs = AuditLog.objects.filter(tenant_id=membership.tenant.ref_id)
+        # ref_condition: on MongoDB an entry matches whether the Node services
+        # stored the id as text or as an ObjectId.
+        qs = AuditLog.objects.all()
+        qs = qs.filter(ref_condition("tenant_id", membership.tenant.ref_id, alias=qs.db))
         if membership.role != Membership.Role.ADMIN:
-            qs = qs.filter(actor_id=self.request.user.ref_id)
+            qs = qs.filter(ref_condition("actor_id", self.request.user.ref_id, alias=qs.db))
         return qs
 
     def get_audit_scope(self) -> Scope:
@@ -213,7 +218,10 @@ class PortalScopeMixin(AuditScopeMixin):
 
     def get_audit_queryset(self) -> QuerySet:
         refs = [t.ref_id for t in self.get_scope_tenants()]
-        return AuditLog.objects.filter(tenant_id__in=refs, actor_type__in=self.actor_types)
+        alias = AuditLog.objects.all().db
+        return AuditLog.objects.filter(
+            tenant_id__in=ref_values(refs, alias=alias), actor_type__in=self.actor_types
+        )
 
 
 class ManageScopeMixin(AuditScopeMixin):

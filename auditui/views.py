@@ -13,7 +13,6 @@ import csv
 import functools
 import io
 import itertools
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views import View
 
-from auditui import diff, export, links
+from auditui import diff, export, links, stored
 from auditui.apps_registry import APPS
 from auditui.hosts import host_of_app
 from auditui.query import (
@@ -60,7 +59,6 @@ from auditui.scopes import (
 )
 from dmobs import metrics
 from dmobs.audit import audit_log
-from dmobs.masking import mask_secrets
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
 
@@ -106,11 +104,20 @@ def actor_icon(actor_type: str) -> str:
     return render_to_string("auditui/_actor_icon.html", {"type": actor_type})
 
 
-def row_times(created_at: datetime) -> dict[str, str]:
+def row_times(created_at: datetime | None) -> dict[str, str]:
     """What the time cell shows: the viewer's day and clock, the UTC offset and the
-    UTC timestamp (same output as the ``date``/``utc``/``utc_offset`` filters)."""
-    local = timezone.localtime(created_at)
+    UTC timestamp (same output as the ``date``/``utc``/``utc_offset`` filters).
+
+    A time within hours of year 1 or 9999 may have no local equivalent in the
+    viewer's zone (year 0 or 10000): it is shown in UTC then, never an error.
+    """
+    if created_at is None:
+        return {"time_iso": "", "time_utc": "", "day": "no date", "clock": "", "offset": ""}
     utc = created_at.astimezone(UTC)
+    try:
+        local = timezone.localtime(created_at)
+    except (OverflowError, ValueError):
+        local = utc
     offset = local.utcoffset()
     minutes = int(offset.total_seconds() // 60) if offset else 0
     if minutes:
@@ -120,10 +127,17 @@ def row_times(created_at: datetime) -> dict[str, str]:
         label = "UTC"
     return {
         "time_iso": utc.isoformat(),
-        "time_utc": utc.strftime("%Y-%m-%d %H:%M:%S"),
+        "time_utc": (
+            f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
+            f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+        ),
         "day": f"{MONTHS[local.month - 1]} {local.day}, {local.year}",
         "clock": f"{local.hour:02d}:{local.minute:02d}",
         "offset": label,
+        "local": (
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
+            f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
+        ),
     }
 
 
@@ -157,8 +171,8 @@ class AuditScreenMixin:
                 e,
                 tenant_label(e, tenants),
                 f"{prefix}{quote(str(e.pk), safe='')}/",
-                icon=actor_icon(e.actor_type),
-                **row_times(e.created_at),
+                icon=actor_icon(e.actor_type or ""),
+                **{k: v for k, v in row_times(e.created_at).items() if k != "local"},
             )
             for e in entries
         ]
@@ -246,14 +260,25 @@ class AuditDetailView(AuditScreenMixin, View):
         if entry is None:
             raise Http404("No such entry in this view.")
         tenants = tenants_by_ref({entry.tenant_id})
-        trace = links.trace_links(entry.trace_id, at=entry.created_at)
+        try:
+            trace = links.trace_links(entry.trace_id, at=entry.created_at)
+        except (OverflowError, ValueError):  # an hour around year 1 or 9999
+            trace = links.trace_links(entry.trace_id)
         context = {
             **self.screen_context(scope),
             "entry": entry,
+            "times": row_times(entry.created_at),
+            "stored_created_at": (
+                stored.shortened(stored.display_text(str(entry.stored_created_at)), 200)
+                if entry.created_at is None and entry.stored_created_at is not None
+                else ""
+            ),
             "tenant_label": tenant_label(entry, tenants),
             "diff": diff.diff_view(entry.before, entry.after),
             "resource_url": links.resource_url(
-                app=scope.app.name, resource_type=entry.resource_type, resource_id=entry.resource_id
+                app=scope.app.name,
+                resource_type=entry.resource_type or "",
+                resource_id=entry.resource_id or "",
             ),
             "trace": trace,
             "trace_entries_url": (
@@ -268,21 +293,26 @@ class AuditDetailView(AuditScreenMixin, View):
 
 
 def csv_cell(value: object) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
+    """A CSV cell that a spreadsheet will not run as a formula.
+
+    JSON states are written whole, whatever their depth or size (``stored.dumps``);
+    text that cannot be encoded (a lone surrogate) shows U+FFFD.
+    """
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        value = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
+        value = stored.dumps(value, allow_nan=True)
+    text = stored.display_text(str(value))
     if text.startswith(CSV_TRIGGERS):
         return "'" + text
     return text
 
 
 def export_record(entry: AuditLog) -> dict:
+    """The stored names and values of a tidied entry, secrets masked (any depth)."""
     record = instance_to_record(entry)
-    record["before"] = mask_secrets(record["before"])
-    record["after"] = mask_secrets(record["after"])
+    record["before"] = stored.masked(record["before"])
+    record["after"] = stored.masked(record["after"])
     return record
 
 
@@ -305,8 +335,10 @@ def csv_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
 
 
 def ndjson_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
+    # stored.dumps: any depth; json_export_text: lone surrogates as \u escapes,
+    # so each line is valid UTF-8 JSON carrying the exact stored value.
     for entry in entries:
-        yield json.dumps(export_record(entry), ensure_ascii=False, separators=(",", ":")) + "\n"
+        yield stored.json_export_text(stored.dumps(export_record(entry))) + "\n"
 
 
 class AuditExportView(AuditScreenMixin, View):

@@ -48,7 +48,15 @@ class AuditedAdminMixin:
     def audit_resource_name(self, obj: Any) -> str:
         return str(obj)
 
-    def _audit(self, request, obj, action: str, before=None, after=None) -> None:
+    def audit_resource_id(self, obj: Any) -> str:
+        """The platform's id of what was acted on (``resourceId``): its ``ref_id``,
+        the id the Node services and the screens know, never the database's
+        integer key (which is also gone, as ``None``, once a row is deleted)."""
+        return str(getattr(obj, "ref_id", None) or obj.pk)
+
+    def _audit(
+        self, request, obj, action: str, before=None, after=None, *, resource_id=None
+    ) -> None:
         user = request.user
         audit_log(
             tenant_id=self.audit_tenant_ref(obj),
@@ -57,7 +65,7 @@ class AuditedAdminMixin:
             actor_name=user.get_full_name() or user.get_username(),
             action=action,
             resource_type=self.audit_resource_type,
-            resource_id=str(obj.pk),
+            resource_id=resource_id or self.audit_resource_id(obj),
             resource_name=self.audit_resource_name(obj)[:300],
             description=(
                 f"{user.get_username()} {action} {self.audit_resource_type.replace('_', ' ')} "
@@ -79,9 +87,11 @@ class AuditedAdminMixin:
             self._audit(request, obj, "created", None, after)
 
     def delete_model(self, request, obj):
+        # Taken before the row goes: after delete() the primary key is None.
         before = _state(obj)
+        resource_id = self.audit_resource_id(obj)
         super().delete_model(request, obj)
-        self._audit(request, obj, "deleted", before, None)
+        self._audit(request, obj, "deleted", before, None, resource_id=resource_id)
 
     def delete_queryset(self, request, queryset):
         for obj in queryset:
@@ -116,6 +126,9 @@ class MembershipAdmin(AuditedAdminMixin, admin.ModelAdmin):
     def audit_tenant_ref(self, obj):
         return obj.tenant.ref_id
 
+    def audit_resource_id(self, obj):
+        return obj.user.ref_id  # a membership is about a user (resource type "user")
+
 
 @admin.register(ReviewerAssignment)
 class ReviewerAssignmentAdmin(AuditedAdminMixin, admin.ModelAdmin):
@@ -124,6 +137,9 @@ class ReviewerAssignmentAdmin(AuditedAdminMixin, admin.ModelAdmin):
 
     def audit_tenant_ref(self, obj):
         return obj.tenant.ref_id
+
+    def audit_resource_id(self, obj):
+        return obj.reviewer.ref_id
 
 
 @admin.register(AuditLog)

@@ -33,6 +33,11 @@ ACTOR_TYPES = frozenset({"human", "agent", "system"})
 TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 ZERO_TRACE_ID = "0" * 32
+# What one before/after state may be (issue 13): the platform's snapshots are a
+# few levels deep and a few KB; these bounds leave room for much more and keep
+# every entry within what the screens show and export comfortably.
+MAX_STATE_DEPTH = 64  # nested objects/arrays
+MAX_STATE_BYTES = 1024 * 1024  # 1 MiB of UTF-8 JSON text
 
 _tracer = trace.get_tracer("dmobs.audit")
 
@@ -92,12 +97,42 @@ def _json_state(field: str, value: object) -> str | None:
         return None
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except RecursionError:
+        raise ValueError(
+            f"audit_log(): {field} is nested deeper than {MAX_STATE_DEPTH} levels"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise ValueError(f"audit_log(): {field} is not JSON-serialisable: {exc}") from None
+    if len(text) * 4 > MAX_STATE_BYTES and len(text.encode("utf-8", "surrogatepass")) > (
+        MAX_STATE_BYTES
+    ):
+        raise ValueError(
+            f"audit_log(): {field} is larger than {MAX_STATE_BYTES:,} bytes of JSON "
+            f"({len(text.encode('utf-8', 'surrogatepass')):,}); record a summary or a reference"
+        )
+    if text.count("{") + text.count("[") > MAX_STATE_DEPTH and _depth(text) > MAX_STATE_DEPTH:
+        raise ValueError(f"audit_log(): {field} is nested deeper than {MAX_STATE_DEPTH} levels")
     if "\\u0000" in text and _holds_nul(json.loads(text)):
         raise ValueError(f"audit_log(): {field} contains a NUL character")
     _storable(field, text)
     return text
+
+
+_JSON_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(text: str) -> int:
+    """How deeply the objects and arrays of JSON ``text`` nest (brackets inside
+    strings do not count); without recursion, so any depth can be measured."""
+    depth = deepest = 0
+    for match in _JSON_STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("{", "["):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("}", "]"):
+            depth -= 1
+    return deepest
 
 
 def _holds_nul(value: Any) -> bool:

@@ -91,3 +91,72 @@ class ObjectIdHexField(models.CharField):
         if isinstance(value, ObjectId):
             return str(value)
         return value
+
+
+class PlatformRefField(models.CharField):
+    """A platform id (``tenantId``, ``actorId``): text here, either text or an
+    ObjectId in the platform's MongoDB.
+
+    The Node services store the platform's ids as ObjectIds as often as strings.
+    Read back, an ObjectId becomes its hex (the ``ref_id`` the relational side
+    knows); in a query, ``ref_values()`` gives both forms so an entry matches its
+    tenant whichever way it was written. ``get_prep_value()`` leaves an ObjectId
+    as it is (a plain CharField would turn it into text, which matches nothing).
+    ``deconstruct()`` says CharField: the column is the same, so migrations are too.
+    """
+
+    def get_prep_value(self, value):
+        if isinstance(value, ObjectId):
+            return value
+        return super().get_prep_value(value)
+
+    def from_db_value(self, value, expression, connection):
+        if isinstance(value, ObjectId):
+            return str(value)
+        return value
+
+    def deconstruct(self):
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.CharField", args, kwargs
+
+
+def ref_values(values, *, alias: str) -> list:
+    """The stored forms of platform ids on database ``alias``: the text, and on
+    MongoDB also the ObjectId of a 24-hex-digit id."""
+    from django.db import connections
+
+    mongodb = _is_mongodb(connections[alias])
+    out: list = []
+    for value in values:
+        out.append(value)
+        if mongodb and isinstance(value, str) and ObjectId.is_valid(value):
+            out.append(ObjectId(value))
+    return out
+
+
+class UnparsedJSON(str):
+    """Stored JSON text that ``json.loads`` could not turn into a value: nested
+    deeper than its recursion allows, or not JSON at all. Reads keep the text
+    (``dmobs.models.AuditLogQuery``) so one such entry cannot fail a whole page;
+    the screens parse it without recursion (``auditui.stored``)."""
+
+
+def tolerant_converter(convert, *, json_field: bool):
+    """``convert`` for one column, returning the stored value instead of raising
+    when the value is not what the field expects (a ``createdAt`` that is text or
+    a number, JSON too deep for the parser): the read side shows such a value as
+    what it is, where a raise here would fail every row of the query."""
+
+    def converter(value, expression, connection):
+        try:
+            converted = convert(value, expression, connection)
+        except (RecursionError, ValueError, TypeError, AttributeError, OverflowError):
+            if json_field and isinstance(value, str):
+                return UnparsedJSON(value)
+            return value
+        if converted is None and value is not None and not json_field:
+            # SQLite's time parser answers None for text it cannot read.
+            return value
+        return converted
+
+    return converter

@@ -63,6 +63,11 @@ AUDIT_REJECTED = Counter(
     "dmobs_audit_entries_rejected",
     "Spooled entries the store refused as invalid, moved to quarantine.",
 )
+AUDIT_MALFORMED_SKIPPED = Counter(
+    "dmobs_audit_malformed_entries_skipped",
+    "Stored entries left out of a list or export: createdAt missing or not a date "
+    "(each is logged with its id and stays reachable by id on Manage).",
+)
 AUDIT_QUEUE_DEPTH = Gauge(
     "dmobs_audit_queue_depth",
     "Entries waiting in the writer queues of live processes.",

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.sql import Query
 
-from dmobs.fields import ObjectIdHexField
+from dmobs.fields import ObjectIdHexField, PlatformRefField, tolerant_converter
 from dmobs.ids import new_object_id
 
 ACTOR_TYPES = ("human", "agent", "system")
@@ -110,16 +110,52 @@ class ReviewerAssignment(models.Model):
         return f"{self.reviewer} reviews {self.tenant}"
 
 
+class TolerantConvertersMixin:
+    """Reads of audit_logs never fail on one stored value: the time and JSON
+    columns' converters hand back what is stored when it cannot be converted
+    (``dmobs.fields.tolerant_converter``). Other writers (the Node services, a
+    person with a database shell) can store a ``createdAt`` that is text, or a
+    state nested deeper than ``json.loads`` goes; one such entry must not turn
+    every list that includes it into an error."""
+
+    def get_converters(self, expressions):
+        converters = super().get_converters(expressions)
+        for index, (convs, expression) in converters.items():
+            try:
+                field = expression.output_field
+            except Exception:  # noqa: BLE001 - an expression without a field type
+                continue
+            if isinstance(field, models.JSONField | models.DateTimeField):
+                json_field = isinstance(field, models.JSONField)
+                converters[index] = (
+                    [tolerant_converter(c, json_field=json_field) for c in convs],
+                    expression,
+                )
+        return converters
+
+
+_TOLERANT: dict[type, type] = {}
+
+
+def _tolerant(compiler):
+    cls = type(compiler)
+    if cls not in _TOLERANT:
+        _TOLERANT[cls] = type(f"Tolerant{cls.__name__}", (TolerantConvertersMixin, cls), {})
+    compiler.__class__ = _TOLERANT[cls]
+    return compiler
+
+
 class AuditLogQuery(Query):
-    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.mongo)."""
+    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.mongo);
+    on every store, reads tolerate stored values of the wrong type."""
 
     def get_compiler(self, using=None, connection=None, elide_empty=True):
         compiler = super().get_compiler(using, connection, elide_empty)
         if compiler.connection.vendor == "mongodb":
             from dmobs.mongo import index_friendly
 
-            return index_friendly(compiler)
-        return compiler
+            compiler = index_friendly(compiler)
+        return _tolerant(compiler)
 
 
 class AuditLogQuerySet(models.QuerySet):
@@ -193,9 +229,10 @@ class AuditLog(models.Model):
     # A hex string in Python and on SQL, a native ObjectId ``_id`` on MongoDB:
     # see ObjectIdHexField for why.
     id = ObjectIdHexField(primary_key=True, default=new_object_id, editable=False)
-    tenant_id = models.CharField(max_length=64, null=True, blank=True, db_column="tenantId")
+    # Text, or on MongoDB an ObjectId written by the Node services (PlatformRefField).
+    tenant_id = PlatformRefField(max_length=64, null=True, blank=True, db_column="tenantId")
     actor_type = models.CharField(max_length=10, choices=ActorType.choices, db_column="actorType")
-    actor_id = models.CharField(max_length=64, db_column="actorId")
+    actor_id = PlatformRefField(max_length=64, db_column="actorId")
     actor_name = models.CharField(max_length=200, db_column="actorName")
     action = models.CharField(max_length=64)
     resource_type = models.CharField(max_length=64, db_column="resourceType")

@@ -33,7 +33,11 @@ STORED_NAMES: tuple[str, ...] = tuple(stored for _py, stored in FIELDS)
 def format_time(value: datetime) -> str:
     """ISO-8601 in UTC with millisecond precision and a ``Z``, like JavaScript's toISOString."""
     value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # Not strftime: its %Y gives "1", not "0001", for year 1 on glibc.
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:"
+        f"{value.minute:02d}:{value.second:02d}.{value.microsecond // 1000:03d}Z"
+    )
 
 
 def parse_time(value: str) -> datetime:

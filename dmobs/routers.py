@@ -4,18 +4,33 @@
 from ``DATABASE_URL`` and ``"default"`` otherwise. On a separate audit database
 only ``audit_logs`` is created (``migrate --database audit``); everything else
 stays on the default database.
+
+``audit_facets`` (the filter choices' table, kept by a PostgreSQL trigger) lives
+beside ``audit_logs`` on a SQL audit database. On MongoDB it has no trigger to
+keep it and the screens do not read it (they use DISTINCT there), and its
+auto-increment key is a model MongoDB cannot hold (``mongodb.E001``, which
+stopped ``migrate --database audit`` with system checks on): there it stays on
+the default database, unused, like the rest of the relational models.
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 
-# audit_facets is derived from audit_logs (by a trigger), so it lives beside it.
-AUDIT_MODELS = {("dmobs", "auditlog"), ("dmobs", "auditfacet")}
+AUDIT_LOG = ("dmobs", "auditlog")
+AUDIT_FACET = ("dmobs", "auditfacet")
+
+
+def _audit_on_mongodb() -> bool:
+    engine = settings.DATABASES.get(settings.AUDIT_DB_ALIAS, {}).get("ENGINE", "")
+    return engine.startswith("django_mongodb_backend")
 
 
 def _is_audit(app_label: str, model_name: str | None) -> bool:
-    return (app_label, (model_name or "").lower()) in AUDIT_MODELS
+    key = (app_label, (model_name or "").lower())
+    if key == AUDIT_LOG:
+        return True
+    return key == AUDIT_FACET and not _audit_on_mongodb()
 
 
 class AuditRouter:

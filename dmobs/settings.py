@@ -116,7 +116,15 @@ def _mongodb_database(url: str) -> dict:
             "A MongoDB URL must name its database, like mongodb://host:27017/platform"
         )
     # MongoClient is itself a connection pool; CONN_MAX_AGE does not apply.
-    return {"ENGINE": "django_mongodb_backend", "HOST": url, "NAME": name}
+    # DATETIME_AUTO: a BSON date outside Python's years 1-9999 (another writer
+    # can store one) is read as a DatetimeMS instead of failing the whole read;
+    # the screens then show that entry as one without a date (auditui.stored).
+    return {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": url,
+        "NAME": name,
+        "OPTIONS": {"datetime_conversion": "DATETIME_AUTO"},
+    }
 
 
 def _database(url: str) -> dict:

@@ -78,7 +78,11 @@ def entry_rows(rows, show_tenant, columns):
         entry = row.entry
         pk = escape(str(entry.pk))
         url = escape(row.detail_url)
-        action = escape(entry.action)
+        # Text fields are text or None here (auditui.stored.tidy_entry): an
+        # entry written without a name or description still gets a readable row.
+        action = escape(entry.action or "")
+        actor_name = entry.actor_name or entry.actor_id or "(unknown actor)"
+        description = entry.description or "(no description)"
         if show_tenant:
             platform = '<span class="platform">Platform</span>'
             tenant = escape(row.tenant_label) if entry.tenant_id else platform
@@ -93,12 +97,12 @@ def entry_rows(rows, show_tenant, columns):
             f'{escape(row.clock)} <span class="offset">{escape(row.offset)}</span></span></time>'
             f"</td>\n"
             f'  <td class="col-actor"><span class="actor">{icon}'
-            f'<span class="actor-name">{escape(entry.actor_name)}</span></span></td>\n'
+            f'<span class="actor-name">{escape(actor_name)}</span></span></td>\n'
             f'  <td class="col-what"><a class="expand" href="{url}" hx-get="{url}" '
             f'hx-target="#detail-{pk}" hx-swap="innerHTML" hx-push-url="false" '
             f'aria-expanded="false" aria-controls="detail-row-{pk}">'
             f'<span class="chevron" aria-hidden="true"></span>'
-            f"{escape(_description(entry.description))}"
+            f"{escape(_description(description))}"
             f'</a> <span class="tag tag-{action}">{action}</span></td>'
             f"{tenant_cell}\n</tr>\n"
             f'<tr class="detail-row" id="detail-row-{pk}" hidden><td colspan="{int(columns)}">'

@@ -189,9 +189,11 @@ BAD_VALUES = [
     ("from", "yesterday"),
     ("to", "2026-02-30"),
     ("from", "0001-01-01"),
-    ("action", "DROP TABLE"),
-    ("action", "x" * 65),
-    ("resource_type", "Strategy!"),
+    # Any stored action or resource type is a valid filter (issue 13: the
+    # platform writes "autoActivated"); too long or control characters are not.
+    ("action", "x" * 201),
+    ("action", "tab\there"),
+    ("resource_type", "x" * 201),
     ("actor_type", "robot"),
     ("tenant", "../etc"),
     ("cursor", "not-a-cursor"),
@@ -200,7 +202,7 @@ BAD_VALUES = [
     ("trace", "0" * 32),
     ("q", "a" * 201),
     ("q", "nul\x00byte"),
-    ("actor", "x" * 65),
+    ("actor", "x" * 201),
 ]
 
 

@@ -127,3 +127,46 @@ def test_text_no_store_can_hold_is_refused_with_the_field(overrides, field, prob
 def test_text_that_only_looks_like_a_nul_escape_is_kept():
     entry = build_entry(**entry_kwargs(after={"note": "\\u0000 written out"}))
     assert json.loads(entry["after"]) == {"note": "\\u0000 written out"}
+
+
+# --- state limits (issue 13, point 5) ------------------------------------------------
+
+
+def nested(depth: int, *, kind: str = "object"):
+    value = "leaf"
+    for _ in range(depth):
+        value = {"level": value} if kind == "object" else [value]
+    return value
+
+
+@pytest.mark.parametrize("field", ["before", "after"])
+@pytest.mark.parametrize("kind", ["object", "array"])
+def test_a_state_nested_1000_levels_is_refused_naming_the_field(field, kind):
+    # Before: json.dumps raised RecursionError out of audit_log() (issue 12).
+    with pytest.raises(ValueError, match=rf"{field} is nested deeper than 64 levels"):
+        build_entry(**entry_kwargs(**{field: nested(1000, kind=kind)}))
+
+
+@pytest.mark.parametrize("field", ["before", "after"])
+def test_depth_limit_is_64_levels(field):
+    build_entry(**entry_kwargs(**{field: nested(64)}))
+    build_entry(**entry_kwargs(**{field: nested(64, kind="array")}))
+    with pytest.raises(ValueError, match=rf"audit_log\(\): {field} is nested deeper than 64"):
+        build_entry(**entry_kwargs(**{field: nested(65)}))
+    # Brackets inside strings are text, not nesting.
+    build_entry(**entry_kwargs(**{field: {"note": "[" * 500 + '{"\\' * 100}}))
+
+
+@pytest.mark.parametrize("field", ["before", "after"])
+def test_size_limit_is_one_mebibyte_of_json(field):
+    overhead = len(json.dumps({"blob": ""}))
+    build_entry(**entry_kwargs(**{field: {"blob": "a" * (1024 * 1024 - overhead)}}))
+    with pytest.raises(ValueError, match=rf"{field} is larger than 1,048,576 bytes"):
+        build_entry(**entry_kwargs(**{field: {"blob": "a" * (1024 * 1024 - overhead + 1)}}))
+    # Bytes, not characters: 300,000 three-byte characters are 900,000 bytes...
+    build_entry(**entry_kwargs(**{field: {"blob": "€" * 300_000}}))
+    # ...and 400,000 of them are too many, though fewer than a million characters.
+    with pytest.raises(ValueError, match=rf"{field} is larger than"):
+        build_entry(**entry_kwargs(**{field: {"blob": "€" * 400_000}}))
+    with pytest.raises(ValueError, match=rf"{field} is larger than"):
+        audit_log(**entry_kwargs(**{field: {"blob": "x" * 20_000_000}}))
