@@ -300,3 +300,7 @@ class AuditFacet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.actor_id} {self.action} {self.resource_type}"
+
+
+# The digests of the tamper evidence (issue 18) live in their own package.
+from dmobs.integrity.models import AuditDigest  # noqa: E402,F401

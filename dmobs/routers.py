@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.conf import settings
 
 # audit_facets is derived from audit_logs (by a trigger), so it lives beside it.
-AUDIT_MODELS = {("dmobs", "auditlog"), ("dmobs", "auditfacet")}
+AUDIT_MODELS = {("dmobs", "auditlog"), ("dmobs", "auditfacet"), ("dmobs", "auditdigest")}
 
 
 def _is_audit(app_label: str, model_name: str | None) -> bool:

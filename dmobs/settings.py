@@ -302,3 +302,16 @@ DMOBS_GRAFANA_URL = env_str("DMOBS_GRAFANA_URL", "http://127.0.0.1:3100")
 DMOBS_TEMPO_DATASOURCE_UID = env_str("DMOBS_TEMPO_DATASOURCE_UID", "tempo")
 DMOBS_LOKI_DATASOURCE_UID = env_str("DMOBS_LOKI_DATASOURCE_UID", "loki")
 DMOBS_RESOURCE_URLS = env_str("DMOBS_RESOURCE_URLS", "")
+
+# --- Tamper evidence (dmobs.integrity) -----------------------------------------
+# The sealer's signing key comes from the environment (DMOBS_AUDIT_SIGNING_KEY)
+# or a file outside the database and the repository; in DEBUG the development
+# key that `make run` creates in var/keys/ (git-ignored). See dmobs/integrity/keys.py.
+DMOBS_AUDIT_SIGNING_KEY_FILE = env_str(
+    "DMOBS_AUDIT_SIGNING_KEY_FILE",
+    str(BASE_DIR / "var" / "keys" / "audit-signing.pem") if DEBUG else "",
+)
+DMOBS_AUDIT_SEAL_BLOCK = env_int("DMOBS_AUDIT_SEAL_BLOCK", 10_000)  # entries per digest
+DMOBS_AUDIT_SEAL_SETTLE = env_float("DMOBS_AUDIT_SEAL_SETTLE", 10.0)  # seconds
+DMOBS_AUDIT_SEAL_HEARTBEAT = env_float("DMOBS_AUDIT_SEAL_HEARTBEAT", 3600.0)  # seconds
+DMOBS_AUDIT_SEAL_INTERVAL = env_float("DMOBS_AUDIT_SEAL_INTERVAL", 60.0)  # --loop, seconds

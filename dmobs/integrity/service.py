@@ -1,0 +1,84 @@
+"""Entry points for commands and screens: verify the store, export digests,
+the published public keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.conf import settings
+
+from dmobs.integrity import keys as keymod
+from dmobs.integrity.digest import KIND_ROTATION
+from dmobs.integrity.seal import digest_rows, load_digests
+from dmobs.integrity.sources import source_for
+from dmobs.integrity.verify import Report, verify
+
+
+def trusted_key_ids() -> set[str]:
+    return {keymod.key_id(key) for key in keymod.trusted_public_keys()}
+
+
+def verify_store(
+    *,
+    tenant: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+    alias: str | None = None,
+    limit: int = 1000,
+) -> Report:
+    """Verify the audit store against its digests (``tenant``: one tenant's
+    entries, ``""`` platform entries, None everything)."""
+    alias = alias or settings.AUDIT_DB_ALIAS
+    return verify(
+        load_digests(alias),
+        source_for(alias),
+        trusted_key_ids(),
+        tenant=tenant,
+        date_from=date_from,
+        date_to=date_to,
+        limit=limit,
+    )
+
+
+def digest_lines(*, tenant: str | None = None, alias: str | None = None) -> Iterator[str]:
+    """NDJSON, one digest per line: full digests, or with ``tenant`` that
+    tenant's proofs (no other tenant's ids or hashes)."""
+    for row in digest_rows(alias).order_by("seq").iterator(chunk_size=100):
+        digest = row.to_digest()
+        if tenant is not None:
+            digest = digest.tenant_proof(tenant)
+        yield json.dumps(digest.to_document(), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def published_keys(alias: str | None = None) -> dict:
+    """The trusted public keys and every key the chain names (rotations)."""
+    keys: dict[str, dict] = {}
+    try:
+        trusted = keymod.trusted_public_keys()
+    except keymod.KeyProblem:
+        trusted = []
+    for key in trusted:
+        keys[keymod.key_id(key)] = {
+            "keyId": keymod.key_id(key),
+            "algorithm": "Ed25519",
+            "publicKey": keymod.public_b64(key),
+            "pem": keymod.public_pem(key),
+            "trusted": True,
+        }
+    for row in digest_rows(alias).filter(kind=KIND_ROTATION).order_by("seq"):
+        header = json.loads(row.header)
+        for kid, public in (
+            (header.get("previousKeyId"), header.get("previousPublicKey")),
+            (header.get("keyId"), header.get("publicKey")),
+        ):
+            if kid and kid not in keys:
+                keys[kid] = {
+                    "keyId": kid,
+                    "algorithm": "Ed25519",
+                    "publicKey": public,
+                    "trusted": False,
+                    "namedBy": f"rotation digest {row.seq}",
+                }
+    return {"format": "dmobs-audit-keys/1", "keys": list(keys.values())}
