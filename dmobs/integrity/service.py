@@ -10,9 +10,10 @@ from datetime import datetime
 from django.conf import settings
 
 from dmobs.integrity import keys as keymod
+from dmobs.integrity.canonical import canonical_state, format_created
 from dmobs.integrity.digest import KIND_ROTATION
 from dmobs.integrity.seal import digest_rows, load_digests
-from dmobs.integrity.sources import source_for
+from dmobs.integrity.sources import _VALUES, source_for, tenant_q
 from dmobs.integrity.verify import Report, verify
 
 
@@ -82,3 +83,37 @@ def published_keys(alias: str | None = None) -> dict:
                     "namedBy": f"rotation digest {row.seq}",
                 }
     return {"format": "dmobs-audit-keys/1", "keys": list(keys.values())}
+
+
+_STORED = (
+    "id",
+    "tenantId",
+    "actorType",
+    "actorId",
+    "actorName",
+    "action",
+    "resourceType",
+    "resourceId",
+    "resourceName",
+    "description",
+    "before",
+    "after",
+    "traceId",
+    "createdAt",
+)
+
+
+def entry_records(*, tenant: str | None = None, alias: str | None = None) -> Iterator[dict]:
+    """Every entry (of ``tenant``) as a record in its canonical values: stored
+    names, states with canonical numbers, createdAt to the millisecond. Hashing
+    a record (``canonical.record_hash``) gives the sealed hash of an unchanged entry."""
+    from dmobs.models import AuditLog
+
+    qs = AuditLog.objects.using(alias or settings.AUDIT_DB_ALIAS).filter(tenant_q(tenant))
+    for row in qs.order_by("created_at", "id").values_list(*_VALUES).iterator(chunk_size=2000):
+        record = dict(zip(_STORED, row, strict=True))
+        record["id"] = str(record["id"])
+        record["before"] = canonical_state(record["before"])
+        record["after"] = canonical_state(record["after"])
+        record["createdAt"] = format_created(record["createdAt"])
+        yield record

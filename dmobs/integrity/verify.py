@@ -47,7 +47,8 @@ ROTATION_INVALID = "rotation_invalid"
 # Notices: worth knowing, not a failure.
 SEALED_LATE = "sealed_late"
 PENDING = "pending"
-NOTICES = (SEALED_LATE, PENDING)
+MASKED = "masked"  # offline only: an export that masked values (content not checkable)
+NOTICES = (SEALED_LATE, PENDING, MASKED)
 
 LABELS = {
     CHANGED: "Changed entries",
@@ -61,6 +62,7 @@ LABELS = {
     ROTATION_INVALID: "Invalid key rotations",
     SEALED_LATE: "Entries sealed late (arrived after their time was sealed)",
     PENDING: "Entries not sealed yet (newer than the last seal)",
+    MASKED: "Entries with masked values in the export (present, content not checkable)",
 }
 
 
@@ -134,6 +136,11 @@ class Report:
             text += f" {self.counts[SEALED_LATE]} entries were sealed late."
         if self.pending:
             text += f" {self.pending} newer entries are not sealed yet."
+        if self.counts[MASKED]:
+            text += (
+                f" {self.counts[MASKED]} entries had masked values: their presence was "
+                "checked, their content was not."
+            )
         return text
 
     def to_dict(self) -> dict:

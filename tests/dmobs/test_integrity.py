@@ -3,7 +3,6 @@ with the database's own tools, and audit_verify names each change."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from io import StringIO
 
