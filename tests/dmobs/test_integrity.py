@@ -3,6 +3,7 @@ with the database's own tools, and audit_verify names each change."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from io import StringIO
 
@@ -152,3 +153,202 @@ def test_canonical_form_is_documented_and_stable():
         '["dmobs-audit/1","65f0c0ffee0000000000abcd",null,"human","u-1","Zoë","updated",'
         f'"plan","p-1",null,"Zoë updated the plan","{state}",null,null,"2026-12-01T09:30:00.123Z"]'
     )
+
+
+def test_late_spool_arrivals_are_sealed_later_without_breaking_earlier_blocks(world, key, tmp_path):
+    """Entries written an hour ago reach the store only now (a spool replayed
+    after an outage): the sealed blocks stay valid, the entries go into a late
+    block, and verification passes, listing them as sealed late."""
+    from dmobs.audit import build_entry
+    from dmobs.ids import new_object_id
+    from dmobs.integrity.digest import KIND_LATE
+    from dmobs.integrity.verify import SEALED_LATE
+    from dmobs.spool import Spool
+
+    seal()
+    before = {d.seq: (d.header, d.signature) for d in AuditDigest.objects.all()}
+    first = AuditDigest.objects.get(seq=1)
+    late = []
+    for i in range(3):
+        entry = build_entry(
+            tenant_id=world.tenants["globex"].ref_id,
+            actor_type="agent",
+            actor_id="agent-globex",
+            actor_name="Globex Planner Agent",
+            action="completed",
+            resource_type="activity",
+            resource_id=f"act-late-{i}",
+            description=f"Globex Planner Agent completed activity {i} during the outage",
+            after={"n": i, "ratio": 1.0},
+        )
+        created = first.through - timedelta(minutes=5 + i)
+        entry.update(created_at=created, id=new_object_id(created.timestamp()))
+        late.append(entry)
+    spool = Spool(tmp_path / "spool")
+    spool.append(late)
+    spool.close()
+    call_command("audit_replay", spool_dir=str(tmp_path / "spool"), stdout=StringIO())
+    late_ids = {e["id"] for e in late}
+    assert AuditLog.objects.filter(pk__in=late_ids).count() == 3
+
+    # Before the next seal they are reported, not hidden...
+    report = verify_store()
+    assert {f.entry_id for f in report.problems()} == late_ids
+    assert {f.kind for f in report.problems()} == {NOT_SEALED}
+    # ...and once sealed they verify, in a late block after the others.
+    result = seal()
+    assert result.late == 3
+    late_digest = AuditDigest.objects.get(seq=result.digests[0].seq)
+    assert late_digest.kind == KIND_LATE and late_digest.seq == max(before) + 1
+    assert {
+        d.seq: (d.header, d.signature) for d in AuditDigest.objects.filter(seq__in=before)
+    } == before
+    report = verify_store()
+    assert report.ok, report.to_dict()
+    assert {f.entry_id for f in report.notices() if f.kind == SEALED_LATE} == late_ids
+    # A third run finds nothing more to seal.
+    assert seal().late == 0
+
+
+def test_key_rotation_is_a_digest_countersigned_by_the_old_key(world, key, monkeypatch):
+    from dmobs.integrity import keys as keymod
+    from dmobs.integrity.digest import KIND_ROTATION
+    from dmobs.integrity.verify import ROTATION_INVALID
+    from tests.integrity_helpers import raw_b64
+
+    seal()
+    new_key = Ed25519PrivateKey.generate()
+    use_key(monkeypatch, new_key)
+    # Without the old key the sealer refuses, naming both keys.
+    out = StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("audit_seal", "--settle=0", stdout=out)
+    assert keymod.key_id(key.public_key()) in str(refused.value)
+    assert keymod.key_id(new_key.public_key()) in str(refused.value)
+
+    monkeypatch.setenv("DMOBS_AUDIT_PREVIOUS_SIGNING_KEY", raw_b64(key))
+    result = seal()
+    assert result.rotated
+    rotation = AuditDigest.objects.get(kind=KIND_ROTATION)
+    header = json.loads(rotation.header)
+    assert header["previousKeyId"] == keymod.key_id(key.public_key())
+    assert header["keyId"] == keymod.key_id(new_key.public_key())
+    monkeypatch.delenv("DMOBS_AUDIT_PREVIOUS_SIGNING_KEY")
+
+    AuditLog.objects.create(**_entry_fields(world))
+    seal()
+    # Only the new key is trusted now: the old one is trusted through the rotation.
+    report = verify_store()
+    assert report.ok, report.to_dict()
+    assert {d.key_id for d in AuditDigest.objects.all()} == {
+        keymod.key_id(key.public_key()),
+        keymod.key_id(new_key.public_key()),
+    }
+
+    # A "rotation" to an attacker's key that the old key did not countersign.
+    attacker = Ed25519PrivateKey.generate()
+    tamper = tamper_for()
+    from dmobs.integrity.digest import header_text
+
+    header["keyId"] = keymod.key_id(attacker.public_key())
+    header["publicKey"] = keymod.public_b64(attacker.public_key())
+    text = header_text(header)
+    tamper.replace_digest(rotation.seq, text, keymod.sign(attacker, text.encode()), header["keyId"])
+    report = verify_store()
+    kinds = {f.kind for f in report.problems()}
+    assert ROTATION_INVALID in kinds and not report.ok
+
+
+def _entry_fields(world) -> dict:
+    from django.utils import timezone
+
+    return dict(
+        tenant_id=world.tenants["acme"].ref_id,
+        actor_type="human",
+        actor_id="u-x",
+        actor_name="X",
+        action="created",
+        resource_type="plan",
+        resource_id="p-9",
+        description="X created the plan",
+        after={"a": 1},
+        created_at=timezone.now(),
+    )
+
+
+def test_audit_seal_command_and_loop_mode(world, key):
+    out = StringIO()
+    call_command("audit_seal", "--settle=0", "--block-size=100", stdout=out)
+    assert f"Sealed {len(world.entries)} new and 0 late entries in 4 digest(s)" in out.getvalue()
+    AuditLog.objects.create(**_entry_fields(world))
+    out = StringIO()
+    call_command("audit_seal", "--loop", "--interval=0.01", "--runs=2", "--settle=0", stdout=out)
+    assert "Sealed 1 new and 0 late entries" in out.getvalue()
+    assert verify_store().ok
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--block-size=0"], "--block-size must be between 1 and 50000"),
+        (["--settle=-1"], "--settle must be 0 or more"),
+        (["--loop", "--interval=0"], "--interval must be more than 0"),
+    ],
+)
+def test_audit_seal_rejects_bad_options(args, message, key):
+    with pytest.raises(CommandError, match=message):
+        call_command("audit_seal", *args)
+
+
+def test_audit_seal_without_a_key_says_how_to_make_one(monkeypatch, db):
+    monkeypatch.delenv("DMOBS_AUDIT_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("DMOBS_AUDIT_SIGNING_KEY_FILE", raising=False)
+    with pytest.raises(CommandError, match="audit_keygen"):
+        call_command("audit_seal")
+
+
+def test_audit_verify_rejects_bad_options(world, key):
+    with pytest.raises(CommandError, match="--from: 'soon' is not an ISO date"):
+        call_command("audit_verify", "--from=soon")
+    with pytest.raises(CommandError, match="no tenant with slug or ref id 'nope'"):
+        call_command("audit_verify", "--tenant=nope")
+
+
+def test_audit_verify_by_tenant_and_period(world, key):
+    seal()
+    acme = world.tenants["acme"].ref_id
+    tamper = tamper_for()
+    globex_entry = digest_entry_ids(1, world.tenants["globex"].ref_id)[0]
+    tamper.change_description(globex_entry, "changed")
+    ok, out = verify_cli("--tenant=acme")
+    assert ok, out
+    count = AuditLog.objects.filter(tenant_id=acme).count()
+    assert f"{count} entries" in out
+    ok, out = verify_cli("--tenant=globex")
+    assert not ok and globex_entry in out
+    # A period after the changed entry's block verifies; one including it does not.
+    last = AuditDigest.objects.order_by("-seq").first()
+    ok, out = verify_cli(f"--from={last.through:%Y-%m-%d}")
+    first = AuditDigest.objects.get(seq=1)
+    if first.through.date() < last.through.date():
+        assert ok, out
+    ok, out = verify_cli("--json")
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert report["ok"] is False and report["counts"] == {"changed": 1}
+
+
+def test_audit_keygen_writes_a_private_file(tmp_path):
+    import os
+    import stat
+
+    path = tmp_path / "keys" / "signing.pem"
+    out = StringIO()
+    call_command("audit_keygen", f"--out={path}", stdout=out)
+    assert "BEGIN PRIVATE KEY" in path.read_text()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "key " in out.getvalue()
+    with pytest.raises(CommandError, match="exists"):
+        call_command("audit_keygen", f"--out={path}")
+    text = path.read_text()
+    call_command("audit_keygen", f"--out={path}", "--if-missing", stdout=StringIO())
+    assert path.read_text() == text

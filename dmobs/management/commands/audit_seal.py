@@ -40,13 +40,21 @@ class Command(BaseCommand):
             f"(default {settings.DMOBS_AUDIT_SEAL_SETTLE}).",
         )
         parser.add_argument(
+            "--runs",
+            type=int,
+            default=None,
+            help="With --loop: stop after this many runs (default: until SIGTERM/SIGINT).",
+        )
+        parser.add_argument(
             "--block-size",
             type=int,
             default=None,
             help=f"Entries per digest (default {settings.DMOBS_AUDIT_SEAL_BLOCK}).",
         )
 
-    def handle(self, *args, loop=False, interval=None, settle=None, block_size=None, **options):
+    def handle(
+        self, *args, loop=False, interval=None, settle=None, block_size=None, runs=None, **options
+    ):
         if block_size is not None and not 1 <= block_size <= 50_000:
             raise CommandError("--block-size must be between 1 and 50000")
         if settle is not None and settle < 0:
@@ -63,10 +71,14 @@ class Command(BaseCommand):
             )
         except KeyProblem as exc:
             raise CommandError(str(exc)) from None
+        if runs is not None and runs < 1:
+            raise CommandError("--runs must be at least 1")
         stop = threading.Event()
-        if loop:
+        if loop and threading.current_thread() is threading.main_thread():
+            # Finish the digest being written, then stop (compose sends SIGTERM).
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: stop.set())
+        done = 0
         while True:
             started = time.monotonic()
             try:
@@ -85,5 +97,6 @@ class Command(BaseCommand):
                         f"sealed through {through}."
                         + (" Rotated the signing key." if result.rotated else "")
                     )
-            if not loop or stop.wait(interval):
+            done += 1
+            if not loop or (runs is not None and done >= runs) or stop.wait(interval):
                 return
