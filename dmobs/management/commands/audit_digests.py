@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from dmobs.integrity.service import digest_lines, published_keys
+from dmobs.integrity.service import digest_lines, entry_records, published_keys
 from dmobs.management.commands.audit_verify import resolve_tenant
 
 
@@ -26,8 +26,13 @@ class Command(BaseCommand):
             "--tenant", help="Only this tenant's proofs (slug, ref id, 'platform')."
         )
         parser.add_argument("--public-key", help="Also write the published keys (JSON) here.")
+        parser.add_argument(
+            "--entries",
+            help="Also write the entries (integrity export, unmasked: for auditors with "
+            "database-level trust) here.",
+        )
 
-    def handle(self, *args, out=None, tenant=None, public_key=None, **options):
+    def handle(self, *args, out=None, tenant=None, public_key=None, entries=None, **options):
         tenant_id = resolve_tenant(tenant) if tenant is not None else None
         count = 0
         try:
@@ -43,5 +48,12 @@ class Command(BaseCommand):
                 handle.close()
         if public_key:
             Path(public_key).write_text(json.dumps(published_keys(), indent=2) + "\n")
+        if entries:
+            written = 0
+            with open(entries, "w", encoding="utf-8") as handle:
+                for record in entry_records(tenant=tenant_id):
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    written += 1
+            self.stdout.write(f"Wrote {written} entries to {entries}.")
         if out:
             self.stdout.write(f"Wrote {count} digests to {out}.")
