@@ -352,3 +352,56 @@ def test_audit_keygen_writes_a_private_file(tmp_path):
     text = path.read_text()
     call_command("audit_keygen", f"--out={path}", "--if-missing", stdout=StringIO())
     assert path.read_text() == text
+
+
+# --- permanence of the digests --------------------------------------------------
+
+
+@pytest.fixture
+def root_client(client, world):
+    client.force_login(world.users["root"])
+    return client
+
+
+def test_admin_shows_digests_read_only(root_client, world, key):
+    seal()
+    digest = AuditDigest.objects.get(seq=1)
+    url = f"/admin/dmobs/auditdigest/{digest.pk}/change/"
+    page = root_client.get(url)
+    assert page.status_code == 200 and b'name="_save"' not in page.content
+    assert root_client.post(url, {"signature": "x"}).status_code == 403
+    assert root_client.post(f"/admin/dmobs/auditdigest/{digest.pk}/delete/").status_code == 403
+    assert root_client.post("/admin/dmobs/auditdigest/add/", {}).status_code == 403
+    assert AuditDigest.objects.get(seq=1).signature == digest.signature
+
+
+DIGEST_SQL = {
+    "update": "UPDATE audit_digests SET signature = 'x' WHERE seq = 1",
+    "delete": "DELETE FROM audit_digests WHERE seq = 1",
+    "truncate": "TRUNCATE audit_digests",
+}
+
+
+@pytest.mark.parametrize("sql", DIGEST_SQL.values(), ids=DIGEST_SQL.keys())
+def test_postgresql_triggers_refuse_changing_digests(sql, world, key):
+    from django.db import DatabaseError, connection, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL triggers exist on PostgreSQL only")
+    seal()
+    signature = AuditDigest.objects.get(seq=1).signature
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_digests ENABLE TRIGGER audit_digests_no_truncate")
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            cursor.execute(sql)
+    assert AuditDigest.objects.get(seq=1).signature == signature
+
+
+def test_two_sealers_cannot_write_the_same_digest(world, key):
+    from dmobs.integrity.seal import Sealer, SealError
+
+    racing = Sealer(settle=0, block_size=50)
+    seal()
+    racing._last = lambda: None  # it has not seen the other's digests
+    with pytest.raises(SealError, match="another sealer"):
+        racing.seal()
