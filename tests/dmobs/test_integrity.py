@@ -276,7 +276,7 @@ def _entry_fields(world) -> dict:
     )
 
 
-def test_audit_seal_command_and_loop_mode(world, key):
+def test_audit_seal_command_and_loop_mode(world, key, tmp_path):
     out = StringIO()
     call_command("audit_seal", "--settle=0", "--block-size=100", stdout=out)
     assert f"Sealed {len(world.entries)} new and 0 late entries in 4 digest(s)" in out.getvalue()
@@ -346,6 +346,8 @@ def test_audit_keygen_writes_a_private_file(tmp_path):
     call_command("audit_keygen", f"--out={path}", stdout=out)
     assert "BEGIN PRIVATE KEY" in path.read_text()
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    public = (tmp_path / "keys" / "signing.pub.pem").read_text()
+    assert "BEGIN PUBLIC KEY" in public and "PRIVATE" not in public
     assert "key " in out.getvalue()
     with pytest.raises(CommandError, match="exists"):
         call_command("audit_keygen", f"--out={path}")

@@ -11,7 +11,10 @@ from dmobs.integrity import keys as keymod
 
 
 class Command(BaseCommand):
-    help = "Write a new Ed25519 signing key (PEM) for audit_seal; prints its key id and public key."
+    help = (
+        "Write a new Ed25519 signing key (PEM) for audit_seal and its public key beside it "
+        "(NAME.pub.pem); prints the key id."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--out", required=True, help="Path of the PEM file to create.")
@@ -24,6 +27,7 @@ class Command(BaseCommand):
         if path.exists():
             if if_missing:
                 key = keymod.load_private(path.read_bytes(), origin=str(path))
+                self._write_public(path, key)
                 self.stdout.write(f"Keeping {path} (key {keymod.key_id(key.public_key())}).")
                 return
             raise CommandError(f"{path} exists; remove it first or pass --if-missing.")
@@ -33,7 +37,14 @@ class Command(BaseCommand):
         with os.fdopen(fd, "wb") as handle:
             handle.write(pem)
         key = keymod.load_private(pem, origin=str(path))
+        self._write_public(path, key)
         self.stdout.write(
             f"Wrote {path}: key {keymod.key_id(key.public_key())}, public key "
             f"{keymod.public_b64(key.public_key())}"
         )
+
+    @staticmethod
+    def _write_public(path: Path, key) -> None:
+        """The public half beside it, for the verifying side (DMOBS_AUDIT_PUBLIC_KEY_FILE)."""
+        public_path = path.with_name(path.name.removesuffix(".pem") + ".pub.pem")
+        public_path.write_text(keymod.public_pem(key.public_key()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -40,6 +41,11 @@ class Command(BaseCommand):
             f"(default {settings.DMOBS_AUDIT_SEAL_SETTLE}).",
         )
         parser.add_argument(
+            "--alive-file",
+            default=None,
+            help="Touch this file after every run (a health check reads its age).",
+        )
+        parser.add_argument(
             "--runs",
             type=int,
             default=None,
@@ -53,7 +59,15 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *args, loop=False, interval=None, settle=None, block_size=None, runs=None, **options
+        self,
+        *args,
+        loop=False,
+        interval=None,
+        settle=None,
+        block_size=None,
+        runs=None,
+        alive_file=None,
+        **options,
     ):
         if block_size is not None and not 1 <= block_size <= 50_000:
             raise CommandError("--block-size must be between 1 and 50000")
@@ -98,5 +112,7 @@ class Command(BaseCommand):
                         + (" Rotated the signing key." if result.rotated else "")
                     )
             done += 1
+            if alive_file:
+                Path(alive_file).touch()
             if not loop or (runs is not None and done >= runs) or stop.wait(interval):
                 return
