@@ -61,7 +61,10 @@ screenshots: install ## PNGs of the screens in docs/screenshots/ (headless Chrom
 bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=1000000)
 	$(PY) bench/run.py
 
+bench-integrity: install ## Sealing and verifying speed on PostgreSQL (BENCH_ROWS=1000000)
+	$(PY) bench/integrity.py
+
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run audit-key seal test test-mongo lint format dashboards compose-check screenshots bench clean
+.PHONY: help install run audit-key seal test test-mongo lint format dashboards compose-check screenshots bench bench-integrity clean

@@ -91,6 +91,17 @@ class Report:
     pending: int = 0
     tenant: str | None = None
     limit: int = 1000
+    late_seen: set[str] = field(default_factory=set)
+
+    def merge(self, other: Report) -> None:
+        """Add a partial report (of some blocks) to this one."""
+        self.entries += other.entries
+        shown = Counter(f.kind for f in self.findings)
+        for finding in other.findings:
+            if shown[finding.kind] < self.limit:
+                self.findings.append(finding)
+                shown[finding.kind] += 1
+        self.counts.update(other.counts)
 
     def add(self, kind: str, message: str, *, entry_id: str | None = None, seq: int | None = None):
         self.counts[kind] += 1
@@ -300,42 +311,28 @@ def verify(
     date_from: datetime | None = None,
     date_to: datetime | None = None,
     limit: int = 1000,
+    map_blocks=None,
 ) -> Report:
+    """Check ``digests`` and the entries of ``source`` (see the module docstring).
+
+    ``map_blocks(check, tasks)`` may run ``check`` over slices of the block
+    tasks elsewhere (worker processes) and return the partial reports; the
+    default runs them here.
+    """
     report = Report(tenant=tenant, limit=limit)
     ordered = check_chain(digests, trusted_ids, report)
     report.digests = len(ordered)
 
     # Late entries: checked wherever their time falls.
-    late: dict[str, tuple[str, Digest]] = {}
+    late: dict[str, tuple[str, int, str]] = {}
     for digest in ordered:
         if digest.kind == KIND_LATE:
             for eid, entry_hash in parse_leaves(digest.lines_for(tenant)):
-                late[eid] = (entry_hash, digest)
-    late_seen: set[str] = set()
+                late[eid] = (entry_hash, digest.seq, digest.header.get("sealedAt") or "")
 
-    def check_late(eid: str, created: datetime, entry_hash: str) -> None:
-        expected, digest = late[eid]
-        late_seen.add(eid)
-        report.entries += 1
-        if expected != entry_hash:
-            report.add(
-                CHANGED,
-                f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
-                f"(late, in digest {digest.seq}).",
-                entry_id=eid,
-                seq=digest.seq,
-            )
-        sealed_at = _parse_time(digest.header.get("sealedAt"))
-        lag = (sealed_at - created) if sealed_at else None
-        report.add(
-            SEALED_LATE,
-            f"Entry {eid} of {format_created(created)} was sealed in digest {digest.seq} at "
-            f"{digest.header.get('sealedAt')}"
-            + (f", {_duration(lag.total_seconds())} after its time." if lag else "."),
-            entry_id=eid,
-            seq=digest.seq,
-        )
-
+    # Entries digests, each with the range it is checked over: from the
+    # previous entries digest still there (so a removed digest's entries show).
+    tasks: list[BlockTask] = []
     previous_through: datetime | None = None
     for digest in ordered:
         if digest.kind != KIND_ENTRIES:
@@ -350,56 +347,38 @@ def verify(
             continue
         if date_to is not None and lower is not None and lower >= date_to:
             continue
-        expected = dict(parse_leaves(digest.lines_for(tenant)))
-        for eid, _tenant, created, entry_hash in source.hashed_between(
-            lower, through, tenant=tenant
-        ):
-            wanted = expected.pop(eid, None)
-            if wanted is None:
-                if eid in late:
-                    check_late(eid, created, entry_hash)
-                    continue
-                report.add(
-                    NOT_SEALED,
-                    f"Entry {eid} ({format_created(created)}) is in no digest, though its time "
-                    f"lies in digest {digest.seq}, sealed at {digest.header.get('sealedAt')}: "
-                    "it was inserted after sealing with an old timestamp.",
-                    entry_id=eid,
-                    seq=digest.seq,
-                )
-                continue
-            report.entries += 1
-            if wanted != entry_hash:
-                report.add(
-                    CHANGED,
-                    f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
-                    f"in digest {digest.seq}.",
-                    entry_id=eid,
-                    seq=digest.seq,
-                )
-        for eid in expected:
-            report.add(
-                DELETED,
-                f"Entry {eid}, sealed in digest {digest.seq} "
-                f"({digest.header.get('from')} to {digest.header.get('to')}), has been deleted.",
-                entry_id=eid,
+        tasks.append(
+            BlockTask(
                 seq=digest.seq,
+                lower=lower,
+                through=through,
+                lines=digest.lines_for(tenant),
+                sealed_at=digest.header.get("sealedAt") or "",
+                first=digest.header.get("from"),
+                last=digest.header.get("to"),
             )
+        )
+
+    context = BlockContext(source=source, tenant=tenant, late=late, limit=limit)
+    partials = [check_blocks(context, tasks)] if map_blocks is None else map_blocks(context, tasks)
+    late_seen: set[str] = set()
+    for partial in partials:
+        report.merge(partial)
+        late_seen |= partial.late_seen
 
     # Late entries whose time fell outside the ranges scanned (or is gone).
     rest = [eid for eid in late if eid not in late_seen]
     found: set[str] = set()
     for eid, _tenant, created, entry_hash in source.hashed_by_ids(rest, tenant=tenant):
         found.add(eid)
-        check_late(eid, created, entry_hash)
+        _check_late(report, late, eid, created, entry_hash)
     for eid in rest:
         if eid not in found:
-            digest = late[eid][1]
             report.add(
                 DELETED,
-                f"Entry {eid}, sealed late in digest {digest.seq}, has been deleted.",
+                f"Entry {eid}, sealed late in digest {late[eid][1]}, has been deleted.",
                 entry_id=eid,
-                seq=digest.seq,
+                seq=late[eid][1],
             )
 
     if previous_through is not None or not ordered:
@@ -409,6 +388,96 @@ def verify(
                 PENDING,
                 f"{report.pending} entries are newer than the last seal "
                 f"({format_created(previous_through) if previous_through else 'none yet'}).",
+            )
+    return report
+
+
+@dataclass
+class BlockTask:
+    """One entries digest to check against the store (what a worker needs of it)."""
+
+    seq: int
+    lower: datetime | None
+    through: datetime
+    lines: str
+    sealed_at: str
+    first: str | None
+    last: str | None
+
+
+@dataclass
+class BlockContext:
+    source: object
+    tenant: str | None
+    late: dict[str, tuple[str, int, str]]
+    limit: int
+
+
+def _check_late(report: Report, late, eid: str, created: datetime, entry_hash: str) -> None:
+    expected, seq, sealed_at_text = late[eid]
+    report.late_seen.add(eid)
+    report.entries += 1
+    if expected != entry_hash:
+        report.add(
+            CHANGED,
+            f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
+            f"(late, in digest {seq}).",
+            entry_id=eid,
+            seq=seq,
+        )
+    sealed_at = _parse_time(sealed_at_text) if sealed_at_text else None
+    lag = (sealed_at - created) if sealed_at else None
+    report.add(
+        SEALED_LATE,
+        f"Entry {eid} of {format_created(created)} was sealed in digest {seq} at "
+        f"{sealed_at_text}"
+        + (f", {_duration(lag.total_seconds())} after its time." if lag else "."),
+        entry_id=eid,
+        seq=seq,
+    )
+
+
+def check_blocks(context: BlockContext, tasks: list[BlockTask]) -> Report:
+    """Step 2 for some entries digests: a partial report."""
+    report = Report(tenant=context.tenant, limit=context.limit)
+    late = context.late
+    for task in tasks:
+        expected = dict(parse_leaves(task.lines))
+        pop = expected.pop
+        rows = context.source.hashed_between(task.lower, task.through, tenant=context.tenant)
+        for eid, _tenant, created, entry_hash in rows:
+            wanted = pop(eid, None)
+            if wanted == entry_hash:
+                report.entries += 1
+                continue
+            if wanted is None:
+                if eid in late:
+                    _check_late(report, late, eid, created, entry_hash)
+                    continue
+                report.add(
+                    NOT_SEALED,
+                    f"Entry {eid} ({format_created(created)}) is in no digest, though its time "
+                    f"lies in digest {task.seq}, sealed at {task.sealed_at}: "
+                    "it was inserted after sealing with an old timestamp.",
+                    entry_id=eid,
+                    seq=task.seq,
+                )
+                continue
+            report.entries += 1
+            report.add(
+                CHANGED,
+                f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
+                f"in digest {task.seq}.",
+                entry_id=eid,
+                seq=task.seq,
+            )
+        for eid in expected:
+            report.add(
+                DELETED,
+                f"Entry {eid}, sealed in digest {task.seq} "
+                f"({task.first} to {task.last}), has been deleted.",
+                entry_id=eid,
+                seq=task.seq,
             )
     return report
 
