@@ -67,7 +67,7 @@ def peer_read(source) -> tuple[int, float]:
         rows += len(chunk)
         if len(chunk) < 10000:
             break
-        key = (chunk[-1][14], chunk[-1][0])
+        key = (chunk[-1][2], chunk[-1][0])
     return rows, time.perf_counter() - started
 
 

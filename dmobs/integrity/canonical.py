@@ -144,22 +144,22 @@ def hash_text(text: str) -> str:
     return _sha256(text.encode()).hexdigest()
 
 
-def hash_row_text(row: tuple) -> str:
-    """Entry hash of a row in canonical field order whose states are JSON text
-    and whose createdAt is already canonical text (the PostgreSQL fast path)."""
-    b, a = row[10], row[11]
-    return _sha256(
-        _dumps_flat(
-            [
-                FORMAT,
-                *row[:10],
-                None if b is None else _sha256(_dumps(_loads(b)).encode()).hexdigest(),
-                None if a is None else _sha256(_dumps(_loads(a)).encode()).hexdigest(),
-                row[12],
-                row[13],
-            ]
-        ).encode()
-    ).hexdigest()
+# Hashes of states by their stored text. Many entries share a state ({"status":
+# "draft"}, an agent's configuration), and the text a store returns for a value
+# is always the same, so a state is parsed and hashed once per run. Bounded.
+_STATE_HASHES: dict[str, str] = {}
+_STATE_HASHES_MAX = 200_000
+
+
+def state_hash_of_text(text: str) -> str:
+    """``state_hash`` of a state given as stored JSON text (memoised)."""
+    cached = _STATE_HASHES.get(text)
+    if cached is None:
+        cached = _sha256(_dumps(_loads(text)).encode()).hexdigest()
+        if len(_STATE_HASHES) >= _STATE_HASHES_MAX:
+            _STATE_HASHES.clear()
+        _STATE_HASHES[text] = cached
+    return cached
 
 
 def record_canonical(record: dict[str, Any]) -> str:

@@ -10,6 +10,9 @@ from io import StringIO
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from dmobs.integrity import canonical
 from dmobs.integrity.service import verify_store
@@ -407,3 +410,68 @@ def test_two_sealers_cannot_write_the_same_digest(world, key):
     racing._last = lambda: None  # it has not seen the other's digests
     with pytest.raises(SealError, match="another sealer"):
         racing.seal()
+
+
+# --- one canonical form, every way of computing it --------------------------------
+
+_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=40,
+)
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=False, allow_infinity=False, width=64)
+    | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@hypothesis_settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    description=_text,
+    name=st.none() | _text,
+    before=st.none() | st.dictionaries(_text, _json, max_size=5),
+    after=st.none() | st.dictionaries(_text, _json, max_size=5),
+    micros=st.integers(min_value=0, max_value=999_999),
+)
+def test_every_source_hashes_an_entry_the_same_way(db, description, name, before, after, micros):
+    """The ORM path (SQLite, MongoDB), PostgreSQL's SQL fast path and a record
+    as the export carries it give one hash for the same stored entry."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from dmobs.integrity.canonical import record_hash
+    from dmobs.integrity.service import entry_records
+    from dmobs.integrity.sources import DjangoSource, PostgresSource
+
+    created = timezone.now().replace(microsecond=micros) - timedelta(days=1)
+    with transaction.atomic():
+        entry = AuditLog.objects.create(
+            tenant_id="t-canon",
+            actor_type="human",
+            actor_id="u-1",
+            actor_name=name or "x",
+            action="updated",
+            resource_type="plan",
+            resource_id='p "1" \\ \t',
+            resource_name=name,
+            description=description,
+            before=before,
+            after=after,
+            trace_id=None,
+            created_at=created,
+        )
+        orm = list(DjangoSource().hashed_by_ids([entry.pk]))
+        record = next(r for r in entry_records(tenant="t-canon") if r["id"] == entry.pk)
+        assert orm[0][3] == record_hash(json.loads(json.dumps(record)))
+        if connection.vendor == "postgresql":
+            sql = list(PostgresSource().hashed_by_ids([entry.pk]))
+            assert sql[0][3] == orm[0][3]
+            ranged = list(PostgresSource().hashed_between(created - timedelta(seconds=1), created))
+            assert [h for h in ranged if h[0] == entry.pk][0][3] == orm[0][3]
+        transaction.set_rollback(True)
