@@ -14,8 +14,11 @@ and hashes (the cost the benchmark measures).
 from __future__ import annotations
 
 import hashlib
+import json
+import queue
+import threading
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connections
@@ -137,6 +140,11 @@ class PostgresSource(DjangoSource):
     """
 
     def _select(self) -> str:
+        """One text line per entry, tab-separated: id and tenantId as JSON, the
+        exact createdAt (UTC), the canonical text up to the states, the two
+        states as jsonb text (empty for none: JSON text is never empty), the
+        canonical text after them. No value holds a raw tab or newline (JSON
+        escapes control characters), so the lines split safely."""
         from dmobs.models import AuditLog
 
         quote = connections[self.alias].ops.quote_name
@@ -156,11 +164,19 @@ class PostgresSource(DjangoSource):
             f"{as_json('trace_id')} || ',\"' || to_char({created} AT TIME ZONE 'UTC', "
             """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"]'"""
         )
-        return (
-            f"SELECT {column('id')}, {column('tenant_id')}, {created}, {head}, "
-            f"{column('before')}::text, {column('after')}::text, {tail} "
-            f"FROM {quote(meta.db_table)}"
+        exact = f"""to_char({created} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')"""
+        line = " || E'\\t' || ".join(
+            [
+                as_json("id"),
+                as_json("tenant_id"),
+                exact,
+                head,
+                f"coalesce({column('before')}::text, '')",
+                f"coalesce({column('after')}::text, '')",
+                tail,
+            ]
         )
+        return f"SELECT {line} AS line, {created}, id FROM {quote(meta.db_table)}"
 
     def _tenant_sql(self, tenant: str | None) -> tuple[str, list]:
         if tenant is None:
@@ -169,22 +185,48 @@ class PostgresSource(DjangoSource):
             return ' AND ("tenantId" IS NULL OR "tenantId" = \'\')', []
         return ' AND "tenantId" = %s', [tenant]
 
+    def _lines(self, sql: str, params: list) -> list[str]:
+        """The lines of ``sql`` (ordered by createdAt, id), fetched as one text:
+        PostgreSQL joins them (string_agg), so the driver decodes one value per
+        chunk instead of one row per entry."""
+        connection = connections[self.alias]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT string_agg(line, E'\\n' ORDER BY \"createdAt\", id) FROM ({sql}) AS chunk",
+                params,
+            )
+            (text,) = cursor.fetchone()
+        return text.split("\n") if text else []
+
     @staticmethod
-    def _hashed(rows: list[tuple]) -> Iterator[Hashed]:
+    def _hashed(lines: list[str]) -> Iterator[Hashed]:
         state = state_hash_of_text
         sha = hashlib.sha256
-        for eid, tenant, created, head, before, after, tail in rows:
-            b = "null" if before is None else f'"{state(before)}"'
-            a = "null" if after is None else f'"{state(after)}"'
-            yield eid, tenant or "", created, sha(f"{head},{b},{a},{tail}".encode()).hexdigest()
+        parse_time = datetime.fromisoformat
+        loads = json.loads
+        for line in lines:
+            eid, tenant, exact, head, before, after, tail = line.split("\t")
+            eid = eid[1:-1] if "\\" not in eid else loads(eid)
+            if tenant == "null":
+                tenant = ""
+            else:
+                tenant = tenant[1:-1] if "\\" not in tenant else loads(tenant)
+            b = f'"{state(before)}"' if before else "null"
+            a = f'"{state(after)}"' if after else "null"
+            yield (
+                eid,
+                tenant,
+                parse_time(exact).replace(tzinfo=UTC),
+                sha(f"{head},{b},{a},{tail}".encode()).hexdigest(),
+            )
 
-    def hashed_between(
-        self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
-    ) -> Iterator[Hashed]:
+    def _chunks(
+        self, after: datetime | None, through: datetime | None, tenant: str | None
+    ) -> Iterator[list[str]]:
+        """Keyset chunks of lines, oldest first."""
         select = self._select()
         tenant_sql, tenant_params = self._tenant_sql(tenant)
         key: tuple[datetime, str] | None = None
-        connection = connections[self.alias]
         while True:
             where, params = ["TRUE"], []
             if key is not None:
@@ -200,27 +242,76 @@ class PostgresSource(DjangoSource):
                 f"{select} WHERE {' AND '.join(where)}{tenant_sql} "
                 f'ORDER BY "createdAt", id LIMIT {CHUNK}'
             )
-            with connection.cursor() as cursor:
-                cursor.execute(sql, params + tenant_params)
-                rows = cursor.fetchall()
-            yield from self._hashed(rows)
-            if len(rows) < CHUNK:
+            lines = self._lines(sql, params + tenant_params)
+            if lines:
+                yield lines
+            if len(lines) < CHUNK:
                 return
-            key = (rows[-1][2], rows[-1][0])
+            eid, _tenant, exact, _rest = lines[-1].split("\t", 3)
+            key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), json.loads(eid))
+
+    def hashed_between(
+        self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
+    ) -> Iterator[Hashed]:
+        chunks = self._chunks(after, through, tenant)
+        if not connections[self.alias].in_atomic_block:
+            # PostgreSQL prepares the next chunk while this thread hashes the
+            # current one (a transaction's view cannot be shared: not inside one).
+            chunks = read_ahead(chunks, self.alias)
+        for lines in chunks:
+            yield from self._hashed(lines)
 
     def hashed_by_ids(self, ids: Iterable[str], *, tenant: str | None = None) -> Iterator[Hashed]:
         ids = list(ids)
         select = self._select()
         tenant_sql, tenant_params = self._tenant_sql(tenant)
-        connection = connections[self.alias]
         for start in range(0, len(ids), 5000):
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f'{select} WHERE id = ANY(%s){tenant_sql} ORDER BY "createdAt", id',
-                    [ids[start : start + 5000], *tenant_params],
-                )
-                rows = cursor.fetchall()
-            yield from self._hashed(rows)
+            sql = f"{select} WHERE id = ANY(%s){tenant_sql}"
+            yield from self._hashed(self._lines(sql, [ids[start : start + 5000], *tenant_params]))
+
+
+_END = object()
+
+
+def read_ahead(chunks: Iterator[list[str]], alias: str) -> Iterator[list[str]]:
+    """Iterate ``chunks`` in a helper thread (its own database connection,
+    closed at the end), one chunk ahead of the consumer."""
+    handoff: queue.Queue = queue.Queue(maxsize=1)
+    stopped = threading.Event()
+
+    def hand(item: object) -> bool:
+        while not stopped.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work() -> None:
+        try:
+            for chunk in chunks:
+                if not hand(chunk):
+                    return
+            hand(_END)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
+            hand(exc)
+        finally:
+            connections[alias].close()
+
+    thread = threading.Thread(target=work, name="integrity-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stopped.set()
+        thread.join(timeout=30)
 
 
 def source_for(alias: str | None = None) -> DjangoSource:
