@@ -216,8 +216,8 @@ class Digest:
 
     def tenant_proof(self, tenant: str) -> Digest:
         """This digest as a tenant sees it: header, signatures, their group and
-        the Merkle path (an empty group and a non-membership-free path when the
-        block holds none of their entries: the header's count says the rest)."""
+        the Merkle path to the signed root (empty when the block holds none of
+        their entries; see docs/INTEGRITY.md for what that cannot show)."""
         assert self.groups is not None
         tenants = sorted(self.groups)
         lines = self.groups.get(tenant, "")

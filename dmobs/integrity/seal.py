@@ -13,7 +13,7 @@ the block would look incomplete, or the entry forged. So the sealer keeps a
    the ranges of successive blocks touching end to end. A run seals every entry
    with ``W < createdAt <= now - settle`` (``settle``, default 10 s, lets the
    writer's in-flight batches land) in ``(createdAt, id)`` order, cut into blocks
-   of about ``block_size`` (never between two entries of the same instant), and
+   of about ``block_size`` (ending at a millisecond boundary), and
    moves W to ``now - settle``.
 2. ``late`` blocks hold entries that arrived after their time was sealed, i.e.
    ``createdAt <= W`` but in no digest. Each run counts the entries with

@@ -334,6 +334,7 @@ def verify(
     # previous entries digest still there (so a removed digest's entries show).
     tasks: list[BlockTask] = []
     previous_through: datetime | None = None
+    present = {d.seq for d in ordered}
     for digest in ordered:
         if digest.kind != KIND_ENTRIES:
             continue
@@ -356,6 +357,7 @@ def verify(
                 sealed_at=digest.header.get("sealedAt") or "",
                 first=digest.header.get("from"),
                 last=digest.header.get("to"),
+                after_removed=digest.seq > 1 and digest.seq - 1 not in present,
             )
         )
 
@@ -403,6 +405,7 @@ class BlockTask:
     sealed_at: str
     first: str | None
     last: str | None
+    after_removed: bool = False
 
 
 @dataclass
@@ -454,11 +457,16 @@ def check_blocks(context: BlockContext, tasks: list[BlockTask]) -> Report:
                 if eid in late:
                     _check_late(report, late, eid, created, entry_hash)
                     continue
+                how = (
+                    f"digest {task.seq - 1}, which has been removed, may have sealed it; "
+                    "or it was inserted after sealing with an old timestamp."
+                    if task.after_removed
+                    else "it was inserted after sealing with an old timestamp."
+                )
                 report.add(
                     NOT_SEALED,
                     f"Entry {eid} ({format_created(created)}) is in no digest, though its time "
-                    f"lies in digest {task.seq}, sealed at {task.sealed_at}: "
-                    "it was inserted after sealing with an old timestamp.",
+                    f"lies in digest {task.seq}'s range, sealed at {task.sealed_at}: {how}",
                     entry_id=eid,
                     seq=task.seq,
                 )
