@@ -92,6 +92,9 @@ def test_manage_screen_names_every_change(world, tampered, client):
         assert entry_id in section, kind
     assert "Digest 4 has been removed" in html
     assert "Digest 3 is signed with key" in html and "re-signed" in html
+    # A changed entry links to its detail page; a deleted one has none to link to.
+    assert f'href="{LIST_URLS["manage"]}/{tampered["changed"]}/"' in html
+    assert f'href="{LIST_URLS["manage"]}/{tampered["deleted"]}/"' not in html
 
 
 def test_a_tenant_admin_verifies_their_tenant_and_sees_nothing_of_others(world, tampered, client):
