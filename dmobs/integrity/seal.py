@@ -94,6 +94,9 @@ class SealResult:
     late: int = 0
     rotated: bool = False
     watermark: datetime | None = None
+    # Sealed entries the store no longer counts (deleted, or moved in time):
+    # the sealer cannot say which; audit_verify can.
+    missing: int = 0
 
 
 def digest_rows(alias: str | None = None):
@@ -238,6 +241,7 @@ class Sealer:
             stored = self.source.count(None, watermark)
             if stored != sealed_total:
                 late_ids = self._unsealed(watermark)
+                result.missing = max(0, sealed_total - (stored - len(late_ids)))
                 if late_ids:
                     self.progress(f"{len(late_ids)} late entries to seal")
                     late = sorted(self.source.hashed_by_ids(late_ids), key=lambda e: (e[2], e[0]))

@@ -402,6 +402,15 @@ def test_postgresql_triggers_refuse_changing_digests(sql, world, key):
     assert AuditDigest.objects.get(seq=1).signature == signature
 
 
+def test_the_sealer_warns_when_sealed_entries_are_gone(world, key):
+    seal()
+    tamper_for().delete_entry(digest_entry_ids(1)[0])
+    err = StringIO()
+    call_command("audit_seal", "--settle=0", stdout=StringIO(), stderr=err)
+    assert "1 sealed entries are no longer in the store" in err.getvalue()
+    assert "audit_verify" in err.getvalue()
+
+
 def test_two_sealers_cannot_write_the_same_digest(world, key):
     from dmobs.integrity.seal import Sealer, SealError
 

@@ -102,6 +102,11 @@ class Command(BaseCommand):
                     raise CommandError(str(exc)) from None
                 self.stderr.write(f"audit_seal: {exc}")
             else:
+                if result.missing:
+                    self.stderr.write(
+                        f"audit_seal: {result.missing} sealed entries are no longer in the "
+                        "store (deleted?): run `manage.py audit_verify` to see which."
+                    )
                 if result.digests or verbosity > 1:
                     rate = result.entries / max(time.monotonic() - started, 1e-9)
                     through = format_exact(result.watermark) if result.watermark else "-"
