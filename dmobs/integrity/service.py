@@ -36,12 +36,13 @@ def verify_store(
     entries, ``""`` platform entries, None everything).
 
     ``workers`` > 1 checks the blocks in that many processes, each on its own
-    database connection (outside a transaction only: a transaction's view of
-    the data cannot be shared with other connections).
+    database connection (PostgreSQL, outside a transaction only: a
+    transaction's view of the data cannot be shared with other connections).
     """
     alias = alias or settings.AUDIT_DB_ALIAS
     map_blocks = None
-    if workers > 1 and not connections[alias].in_atomic_block:
+    connection = connections[alias]
+    if workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
         map_blocks = _process_map(workers)
     return verify(
         load_digests(alias),

@@ -444,10 +444,15 @@ def check_blocks(context: BlockContext, tasks: list[BlockTask]) -> Report:
     """Step 2 for some entries digests: a partial report."""
     report = Report(tenant=context.tenant, limit=context.limit)
     late = context.late
-    for task in tasks:
+    source, tenant = context.source, context.tenant
+    ranges = [(task.lower, task.through) for task in tasks]
+    if hasattr(source, "hashed_ranges"):
+        per_task = source.hashed_ranges(ranges, tenant=tenant)
+    else:
+        per_task = (source.hashed_between(lo, hi, tenant=tenant) for lo, hi in ranges)
+    for task, rows in zip(tasks, per_task, strict=True):
         expected = dict(parse_leaves(task.lines))
         pop = expected.pop
-        rows = context.source.hashed_between(task.lower, task.through, tenant=context.tenant)
         for eid, _tenant, created, entry_hash in rows:
             wanted = pop(eid, None)
             if wanted == entry_hash:

@@ -484,3 +484,27 @@ def test_every_source_hashes_an_entry_the_same_way(db, description, name, before
             ranged = list(PostgresSource().hashed_between(created - timedelta(seconds=1), created))
             assert [h for h in ranged if h[0] == entry.pk][0][3] == orm[0][3]
         transaction.set_rollback(True)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_verification_outside_a_transaction_reads_ahead_and_in_worker_processes(workers, key):
+    """Outside a transaction PostgreSQL's source reads the next block on a
+    helper thread's connection, and ``workers`` forks processes with their own
+    connections: the findings are the same as in the tests above."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("read-ahead and worker processes are PostgreSQL's fast path")
+    world = build_world()
+    seal()
+    changed, deleted = digest_entry_ids(2)[1], digest_entry_ids(5)[2]
+    tamper = tamper_for()
+    tamper.change_description(changed, "Nothing happened here")
+    tamper.delete_entry(deleted)
+    report = verify_store(workers=workers)
+    found = {(f.kind, f.entry_id) for f in report.problems()}
+    assert found == {(CHANGED, changed), (DELETED, deleted)}
+    assert report.entries == len(world.entries) - 1
+    ok, out = verify_cli(f"--workers={workers}")
+    assert not ok and changed in out and deleted in out
