@@ -248,6 +248,15 @@ def test_key_rotation_is_a_digest_countersigned_by_the_old_key(world, key, monke
         keymod.key_id(new_key.public_key()),
     }
 
+    # The published keys name the old key, through the rotation digest.
+    from dmobs.integrity.service import published_keys
+
+    listed = {k["keyId"]: k for k in published_keys()["keys"]}
+    assert listed[keymod.key_id(new_key.public_key())]["trusted"] is True
+    old_entry = listed[keymod.key_id(key.public_key())]
+    assert old_entry["namedBy"] == f"rotation digest {rotation.seq}"
+    assert old_entry["publicKey"] == keymod.public_b64(key.public_key())
+
     # A "rotation" to an attacker's key that the old key did not countersign.
     attacker = Ed25519PrivateKey.generate()
     tamper = tamper_for()
