@@ -188,3 +188,15 @@ def test_late_spool_arrivals_do_not_break_verification(world, key, tmp_path):
     report = verify_store()
     assert report.ok, report.to_dict()
     assert {f.entry_id for f in report.notices() if f.kind == SEALED_LATE} == ids
+
+
+def test_digests_are_unique_by_seq_on_mongodb(world, key):
+    """The collection's unique index on seq keeps two sealers from both writing
+    digest n, as the unique constraint does on SQL."""
+    from dmobs.integrity.seal import Sealer, SealError
+
+    racing = Sealer(settle=0, block_size=50)
+    seal()
+    racing._last = lambda: None
+    with pytest.raises(SealError, match="another sealer"):
+        racing.seal()
