@@ -22,11 +22,18 @@ $(STAMP): requirements.txt requirements-dev.txt package.json package-lock.json
 
 install: $(STAMP) ## Create .venv and install Python and front-end dependencies
 
-run: install ## Serve the demo on http://127.0.0.1:8000 (SQLite, demo data)
+run: install audit-key ## Serve the demo on http://127.0.0.1:8000 (SQLite, demo data)
 	DEBUG=true $(PY) manage.py migrate --no-input
 	DEBUG=true $(PY) manage.py seed_demo
+	DEBUG=true $(PY) manage.py audit_seal --settle 0
 	@echo "Sign in at http://$(HOST):$(PORT)/ as sarah, james, rita or root (password demo-pass-2026)"
 	DEBUG=true $(PY) manage.py runserver $(HOST):$(PORT)
+
+audit-key: install ## Create the development audit signing key in var/keys/ (kept if it exists)
+	DEBUG=true $(PY) manage.py audit_keygen --out var/keys/audit-signing.pem --if-missing
+
+seal: install ## Seal the audit log of the local database (audit_seal --loop beside the app in production)
+	DEBUG=true $(PY) manage.py audit_seal
 
 test: install ## Run the whole test suite (DATABASE_URL picks the database; default SQLite)
 	$(PY) -m pytest
@@ -61,8 +68,10 @@ bench: install ## Benchmarks against the Django admin on PostgreSQL (BENCH_ROWS=
 
 bench-collectors: install ## Database time of a /metrics/platform scrape on 1M entries (BENCH_DB, BENCH_ROWS)
 	$(PY) bench/collectors.py
+bench-integrity: install ## Sealing and verifying speed on PostgreSQL (BENCH_ROWS=1000000)
+	$(PY) bench/integrity.py
 
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run test test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors clean
+.PHONY: help install run audit-key seal test test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors bench-integrity clean

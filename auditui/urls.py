@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from auditui import views
+from auditui import integrity, views
 from auditui.apps_registry import APPS
 
 
@@ -20,6 +20,7 @@ def app_urlpatterns(app: str, base: str) -> list:
     ]
     if app == "dashboard":
         patterns.append(path(f"{base}/tenant", views.DashboardTenantView.as_view(), name="tenant"))
+    patterns += integrity.urlpatterns_for(app, base)  # issue 18: "Verify integrity"
     return patterns
 
 

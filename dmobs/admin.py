@@ -12,7 +12,7 @@ from django.forms.models import model_to_dict
 
 from dmobs.audit import audit_log
 from dmobs.masking import mask_secrets
-from dmobs.models import AuditLog, Membership, ReviewerAssignment, Tenant, User
+from dmobs.models import AuditDigest, AuditLog, Membership, ReviewerAssignment, Tenant, User
 
 SECRET_FIELDS = {"password"}
 
@@ -180,6 +180,28 @@ class AuditLogAdmin(admin.ModelAdmin):
     @admin.display(description="after")
     def masked_after(self, obj: AuditLog) -> str:
         return self._masked(obj.after)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(AuditDigest)
+class AuditDigestAdmin(admin.ModelAdmin):
+    """Digests are permanent like entries (issue 18): look, never add, change or delete."""
+
+    list_display = ("seq", "kind", "sealed_at", "after", "through", "count", "key_id")
+    list_per_page = 50
+    show_full_result_count = False
+    actions = None
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
     def has_add_permission(self, request):
         return False

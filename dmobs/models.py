@@ -400,3 +400,7 @@ class SpendCap(models.Model):
     def __str__(self) -> str:
         who = f"plan {self.plan}" if self.plan else f"tenant {self.tenant_id}"
         return f"{who}: {self.monthly_usd} USD/month"
+
+
+# The digests of the tamper evidence (issue 18) live in their own package.
+from dmobs.integrity.models import AuditDigest  # noqa: E402,F401

@@ -2,8 +2,8 @@
 
 ``settings.AUDIT_DB_ALIAS`` is ``"audit"`` when ``AUDIT_DATABASE_URL`` differs
 from ``DATABASE_URL`` and ``"default"`` otherwise. On a separate audit database
-only ``audit_logs`` is created (``migrate --database audit``); everything else
-stays on the default database.
+only ``audit_logs`` and ``audit_digests`` are created (``migrate --database
+audit``); everything else stays on the default database.
 
 ``audit_facets`` (the filter choices' table, kept by a PostgreSQL trigger) lives
 beside ``audit_logs`` on a SQL audit database. On MongoDB it has no trigger to
@@ -19,6 +19,8 @@ from django.conf import settings
 
 AUDIT_LOG = ("dmobs", "auditlog")
 AUDIT_FACET = ("dmobs", "auditfacet")
+# The tamper-evidence digests (dmobs.integrity) are kept beside the entries they seal.
+AUDIT_DIGEST = ("dmobs", "auditdigest")
 
 
 def _audit_on_mongodb() -> bool:
@@ -28,7 +30,7 @@ def _audit_on_mongodb() -> bool:
 
 def _is_audit(app_label: str, model_name: str | None) -> bool:
     key = (app_label, (model_name or "").lower())
-    if key == AUDIT_LOG:
+    if key in (AUDIT_LOG, AUDIT_DIGEST):
         return True
     return key == AUDIT_FACET and not _audit_on_mongodb()
 

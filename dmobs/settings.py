@@ -333,3 +333,16 @@ DMOBS_BULLMQ_QUEUES = env_list("DMOBS_BULLMQ_QUEUES", [])
 DMOBS_COLLECTOR_CACHE_SECONDS = env_float("DMOBS_COLLECTOR_CACHE_SECONDS", 10.0)
 # How far back the HITL backlog looks for activities awaiting approval (days).
 DMOBS_HITL_WINDOW_DAYS = env_int("DMOBS_HITL_WINDOW_DAYS", 7)
+
+# --- Tamper evidence (dmobs.integrity) -----------------------------------------
+# The sealer's signing key comes from the environment (DMOBS_AUDIT_SIGNING_KEY)
+# or a file outside the database and the repository; in DEBUG the development
+# key that `make run` creates in var/keys/ (git-ignored). See dmobs/integrity/keys.py.
+DMOBS_AUDIT_SIGNING_KEY_FILE = env_str(
+    "DMOBS_AUDIT_SIGNING_KEY_FILE",
+    str(BASE_DIR / "var" / "keys" / "audit-signing.pem") if DEBUG else "",
+)
+DMOBS_AUDIT_SEAL_BLOCK = env_int("DMOBS_AUDIT_SEAL_BLOCK", 10_000)  # entries per digest
+DMOBS_AUDIT_SEAL_SETTLE = env_float("DMOBS_AUDIT_SEAL_SETTLE", 10.0)  # seconds
+DMOBS_AUDIT_SEAL_HEARTBEAT = env_float("DMOBS_AUDIT_SEAL_HEARTBEAT", 3600.0)  # seconds
+DMOBS_AUDIT_SEAL_INTERVAL = env_float("DMOBS_AUDIT_SEAL_INTERVAL", 60.0)  # --loop, seconds

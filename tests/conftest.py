@@ -51,6 +51,9 @@ def django_db_setup(django_db_setup, django_db_blocker):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("ALTER TABLE audit_logs DISABLE TRIGGER audit_logs_no_truncate")
+                cursor.execute(
+                    "ALTER TABLE audit_digests DISABLE TRIGGER audit_digests_no_truncate"
+                )
 
 
 @pytest.fixture(autouse=True)

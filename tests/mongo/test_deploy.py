@@ -51,7 +51,7 @@ def fresh_database(tmp_path):
 
 
 def _check_audit_database(db) -> None:
-    assert set(db.list_collection_names()) == {"audit_logs", "django_migrations"}
+    assert set(db.list_collection_names()) == {"audit_logs", "audit_digests", "django_migrations"}
     indexes = {ix["name"] for ix in db["audit_logs"].list_indexes()}
     # Exactly: MongoDB's own _id index, the list and text indexes of dmobs.0003
     # and the trace index Django builds from Meta.indexes (a plain field).
