@@ -302,3 +302,7 @@ DMOBS_GRAFANA_URL = env_str("DMOBS_GRAFANA_URL", "http://127.0.0.1:3100")
 DMOBS_TEMPO_DATASOURCE_UID = env_str("DMOBS_TEMPO_DATASOURCE_UID", "tempo")
 DMOBS_LOKI_DATASOURCE_UID = env_str("DMOBS_LOKI_DATASOURCE_UID", "loki")
 DMOBS_RESOURCE_URLS = env_str("DMOBS_RESOURCE_URLS", "")
+# Live tail: seconds between polls, and how far behind "now" a poll stops (an
+# entry stamped a moment ago may still be on its way to the store).
+DMOBS_LIVE_TAIL_SECONDS = env_float("DMOBS_LIVE_TAIL_SECONDS", 5.0)
+DMOBS_LIVE_TAIL_SETTLE_SECONDS = env_float("DMOBS_LIVE_TAIL_SETTLE_SECONDS", 1.0)

@@ -43,7 +43,7 @@ def test_screenshots(browser, live_server, demo_data):
         sign_in(page, username, path.split("?")[0], DEMO_PASSWORD)
         page.goto(path)
         if expand:
-            link = page.locator("tr.entry a.expand").nth(1)
+            link = page.locator("tr.entry .expand").nth(1)
             link.click()
             page.locator(f"#{link.get_attribute('aria-controls')} table.diff").first.wait_for()
             # Scroll so the expanded row and its diff fill the picture.
