@@ -84,6 +84,7 @@ from auditui.scopes import (
     ManageScopeMixin,
     PortalScopeMixin,
 )
+from auditui.templatetags.audit_tags import render_fragment
 from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
@@ -332,7 +333,12 @@ def chips(params: Params, links: FilterLinks, rows: list[Row], scope: Scope) -> 
     if params.tenant:
         label = "Platform" if params.tenant == PLATFORM_TENANT and scope.sees_platform else ""
         if not label:
-            tenant = next((t for t in scope.tenants or () if t.slug == params.tenant), None)
+            tenants = (
+                Tenant.objects.filter(slug=params.tenant)
+                if scope.tenants is None
+                else scope.tenants
+            )
+            tenant = next((t for t in tenants if t.slug == params.tenant), None)
             label = tenant.name if tenant else params.tenant
         result.append(Chip("Tenant", label, links.remove(TENANT_VAR)))
     if params.actor:
@@ -412,7 +418,7 @@ class AuditListView(AuditScreenMixin, View):
             "columns": 4 if scope.show_tenant else 3,
         }
         if fragment and params.cursor:
-            template = "auditui/_rows.html"
+            return self.rows_response(context)
         else:
             count, more = capped_count(listed, ordered=not params.q)
             query = params.query_string()
@@ -470,20 +476,34 @@ class AuditListView(AuditScreenMixin, View):
         else:
             newest = found[-1]
             found.reverse()
-            response = render(
-                self.request,
-                "auditui/_rows.html",
+            response = self.rows_response(
                 {
                     "rows": self.rows(found, links=links, known=scope.tenants or ()),
                     "scope": scope,
                     "columns": 4 if scope.show_tenant else 3,
                     "more_url": "",
                     "live": True,
-                },
+                }
             )
             response[TAIL_CURSOR_HEADER] = encode_cursor(newest.created_at, str(newest.pk))
             response[TAIL_COUNT_HEADER] = str(len(found))
         response["Cache-Control"] = "no-store"
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+    def rows_response(self, context: dict) -> HttpResponse:
+        """More rows (Load more, the live tail): the rows fragment alone."""
+        html = render_fragment(
+            "auditui/_rows.jinja",
+            {
+                "rows": context["rows"],
+                "show_tenant": context["scope"].show_tenant,
+                "columns": context["columns"],
+                "more_url": context["more_url"],
+                "live": context.get("live", False),
+            },
+        )
+        response = HttpResponse(html)
         patch_vary_headers(response, ("HX-Request",))
         return response
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from django import template
+from django.template import engines
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -22,3 +24,17 @@ def utc_offset(value: datetime | None) -> str:
     sign = "+" if minutes > 0 else "-"
     hours, mins = divmod(abs(minutes), 60)
     return f"UTC{sign}{hours:02d}:{mins:02d}"
+
+
+@register.simple_tag
+def fragment(template_name: str, **context) -> SafeString:
+    """``{% fragment "auditui/_options.jinja" choices=... %}``: a hot fragment rendered
+    by the Jinja2 backend (autoescaped), included in a Django template."""
+    return render_fragment(template_name, context)
+
+
+def render_fragment(template_name: str, context: dict) -> SafeString:
+    """A Jinja2 template's output, as safe markup for a Django template: Jinja2
+    escaped every value while rendering it (Django's backend does not mark it)."""
+    html = engines["jinja2"].get_template(template_name).render(context)
+    return mark_safe(html)  # noqa: S308 - output of an autoescaped template

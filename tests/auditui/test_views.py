@@ -235,10 +235,10 @@ def test_markup_needs_no_unsafe_inline(world, client):
 
 
 def test_option_templates_escape_values_label_and_mark_the_selected_one():
-    from django.template.loader import render_to_string
+    from auditui.templatetags.audit_tags import render_fragment
 
-    html = render_to_string(
-        "auditui/_actor_options.html",
+    html = render_fragment(
+        "auditui/_actor_options.jinja",
         {
             "options": [
                 ("a&1", "<Sam> · Acme", "acme", False),
@@ -251,11 +251,11 @@ def test_option_templates_escape_values_label_and_mark_the_selected_one():
         '<option value="a&amp;1" data-tenants="acme">&lt;Sam&gt; · Acme</option>'
         '<option value="bot" data-tenants="x" hidden selected>Planner (agent)</option>'
     )
-    html = render_to_string(
-        "auditui/_options.html",
+    html = render_fragment(
+        "auditui/_options.jinja",
         {"choices": [("x", "x"), ("7d", "Last 7 days"), ('"><b>', "<b>")], "selected": "7d"},
     )
     assert html.strip() == (
         '<option value="x">x</option><option value="7d" selected>Last 7 days</option>'
-        '<option value="&quot;&gt;&lt;b&gt;">&lt;b&gt;</option>'
+        '<option value="&#34;&gt;&lt;b&gt;">&lt;b&gt;</option>'
     )
