@@ -389,3 +389,148 @@ def test_only_the_status_is_a_live_region(page, browser_world):
     assert not any(r["table"] for r in regions), regions
     status = page.locator("#results-status")
     assert status.get_attribute("role") == "status" or status.get_attribute("aria-live")
+
+
+# --- Investigating: click-to-filter and chips, a resource's history, the live tail
+
+
+def entry_ids(page) -> list[str]:
+    return page.eval_on_selector_all("tr.entry", "rows => rows.map(r => r.id.slice(6))")
+
+
+def test_click_to_filter_and_chips(page, browser_world):
+    sign_in(page, "rita", f"{PORTAL}?tenant=globex")
+    page.locator("tr.entry a.actor").first.click()
+    page.wait_for_url(re.compile(r"actor="))
+    query = query_of(page)
+    actor = query["actor"][0]
+    assert query["tenant"] == ["globex"]
+    assert page.locator("#f-actor").input_value() == actor
+    # Every row is that actor's (one id, whatever name it used).
+    links = page.eval_on_selector_all("tr.entry a.actor", "els => els.map(a => a.href)")
+    assert links and all(parse_qs(urlsplit(link).query)["actor"] == [actor] for link in links)
+
+    action = page.locator("tr.entry a.tag").first.inner_text()
+    page.locator("tr.entry a.tag").first.click()
+    page.wait_for_url(re.compile(r"action="))
+    assert query_of(page)["action"] == [action] and query_of(page)["actor"] == [actor]
+    assert page.locator("#f-action").input_value() == action
+    assert set(page.locator("tr.entry .tag").all_inner_texts()) == {action}
+
+    # From an expanded row: its resource, in one click.
+    detail = expand_first(page)
+    detail.locator("a.filter-resource").click()
+    page.wait_for_url(re.compile(r"resource_id="))
+    labels = page.locator(".chip .chip-label").all_inner_texts()
+    assert labels == ["Tenant:", "Actor:", "Action:", "Resource:"]
+    resource = page.locator(".chip .chip-value").nth(3).inner_text()
+
+    # A chip's × removes that filter and keeps the others.
+    page.locator(".chip", has_text="Actor:").locator("a.chip-remove").click()
+    page.wait_for_url(lambda url: "actor=" not in url)
+    query = query_of(page)
+    assert query["tenant"] == ["globex"] and query["action"] == [action]
+    assert f"{query['resource_type'][0]}/{query['resource_id'][0]}" == resource
+    assert page.locator("#f-actor").input_value() == ""
+    assert page.locator(".chip .chip-label").all_inner_texts() == [
+        "Tenant:",
+        "Action:",
+        "Resource:",
+    ]
+
+
+def test_history_of_a_resource(page, browser_world):
+    rng = random.Random(8)
+    now = datetime.now(UTC)
+    steps = [
+        make_entry(
+            tenant=browser_world.tenants["globex"],
+            actor=("agent", "agent-globex", "Globex Planner Agent"),
+            created_at=now - timedelta(minutes=10 - i),
+            rng=rng,
+            action="updated",
+            resource_type="agent_config",
+            resource_id="ac_9",
+            resource_name="Planner config",
+            before={"model": f"v{i}", "temperature": i},
+            after={"model": f"v{i + 1}", "temperature": i + 1},
+        )
+        for i in range(5)
+    ]
+    AuditLog.objects.bulk_create(steps)
+    for width in (1440, 390):
+        set_viewport(page, width)
+        if width == 1440:
+            sign_in(page, "rita", f"{PORTAL}?tenant=globex")
+        else:
+            page.goto(f"{PORTAL}?tenant=globex")
+        detail = expand_first(page)  # the newest entry: the last step
+        detail.get_by_role("link", name="History of this resource").click()
+        page.wait_for_url(re.compile(r"/portal/audit/history\?"))
+        assert page.locator("h1").inner_text() == "History of this resource"
+        shown = page.eval_on_selector_all("li.step", "els => els.map(e => e.id.slice(5))")
+        assert shown == [e.pk for e in steps]  # oldest first
+        first = page.locator("li.step").first
+        assert first.locator("tr.diff-changed").count() == 2
+        assert "v0" in first.inner_text() and "v1" in first.inner_text()
+        assert page.evaluate(PAGE_OVERFLOW) <= 0
+
+
+def test_live_tail_inserts_new_entries_on_top_and_waits_while_one_is_open(
+    page, browser_world, settings
+):
+    settings.DMOBS_LIVE_TAIL_SECONDS = 0.3
+    settings.DMOBS_LIVE_TAIL_SETTLE_SECONDS = 0
+    sign_in(page, "rita", f"{PORTAL}?tenant=globex")
+    toggle = page.locator("#live-toggle")
+    assert toggle.is_visible() and toggle.get_attribute("aria-pressed") == "false"
+    assert not page.locator(".live-twin").is_visible()  # the twin is for no JavaScript
+    before = entry_ids(page)
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "true"
+
+    def add(n: int, *, same_time: bool = False) -> list[AuditLog]:
+        at = datetime.now(UTC)
+        entries = [
+            make_entry(
+                tenant=browser_world.tenants["globex"],
+                actor=("human", "u-gloria", "Gloria Globex"),
+                created_at=at if same_time else at + timedelta(milliseconds=i),
+                rng=random.Random(n),
+            )
+            for i in range(n)
+        ]
+        AuditLog.objects.bulk_create(entries)
+        return sorted(entries, key=lambda e: (e.created_at, e.pk), reverse=True)
+
+    first = add(3)
+    page.wait_for_function("n => document.querySelectorAll('tr.entry').length === n", arg=53)
+    assert entry_ids(page) == [e.pk for e in first] + before
+    assert page.locator("#live-notice").inner_text() == "3 new entries"
+
+    second = add(2, same_time=True)
+    page.wait_for_function("n => document.querySelectorAll('tr.entry').length === n", arg=55)
+    page.wait_for_timeout(700)  # more polls: nothing repeated
+    ids = entry_ids(page)
+    assert ids == [e.pk for e in second] + [e.pk for e in first] + before
+    assert len(ids) == len(set(ids))
+    assert page.locator("#live-notice").inner_text() == "5 new entries"
+
+    # Reading an expanded row pauses the tail; closing it resumes without a gap.
+    button = page.locator("tr.entry .expand").nth(4)
+    button.click()
+    page.locator(f"#{button.get_attribute('aria-controls')} table.diff").first.wait_for()
+    third = add(1)
+    page.wait_for_timeout(1200)
+    assert len(entry_ids(page)) == 55
+    assert "paused" in page.locator("#live-notice").inner_text()
+    button.click()
+    page.wait_for_function("n => document.querySelectorAll('tr.entry').length === n", arg=56)
+    assert entry_ids(page)[0] == third[0].pk
+    assert page.locator("#live-notice").inner_text() == "6 new entries"
+
+    toggle.click()
+    assert toggle.get_attribute("aria-pressed") == "false"
+    add(1)
+    page.wait_for_timeout(800)
+    assert len(entry_ids(page)) == 56
