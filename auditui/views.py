@@ -100,6 +100,9 @@ CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # The live tail's new position and how many entries a poll found (read by audit.js).
 TAIL_CURSOR_HEADER = "X-Tail-Cursor"
 TAIL_COUNT_HEADER = "X-Tail-Count"
+# Sorts before every entry id (and is a valid ObjectId on MongoDB): a cursor at a
+# moment rather than after an entry.
+LOWEST_ID = "0" * 24
 
 
 def is_fragment_request(request: HttpRequest) -> bool:
@@ -404,7 +407,7 @@ class AuditListView(AuditScreenMixin, View):
         if rows and params.cursor is None:
             tail_cursor = encode_cursor(rows[0].entry.created_at, str(rows[0].entry.pk))
         else:
-            tail_cursor = since_value or encode_cursor(timezone.now(), "0")
+            tail_cursor = since_value or encode_cursor(timezone.now(), LOWEST_ID)
         context = {
             **self.screen_context(scope),
             "params": params,

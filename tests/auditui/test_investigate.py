@@ -258,7 +258,7 @@ def test_tail_has_no_gap_and_no_repeat_across_polls(world, client, settings):
     client.force_login(world.users["root"])
     url = f"{LIST_URLS['manage']}?tenant=globex&range=24h"
     start = datetime.now(UTC) - timedelta(seconds=5)
-    cursor = encode_cursor(start - timedelta(microseconds=1), "0")
+    cursor = encode_cursor(start - timedelta(microseconds=1), "0" * 24)
     new = add_globex(world, TAIL_LIMIT + 30, at=start, same_time=True)
     new += add_globex(world, 20, at=start + timedelta(seconds=1))
     seen: list[str] = []
@@ -283,7 +283,7 @@ def test_tail_leaves_the_last_moment_to_the_next_poll(world, client, settings):
     settings.DMOBS_LIVE_TAIL_SETTLE_SECONDS = 60
     client.force_login(world.users["root"])
     url = LIST_URLS["manage"]
-    cursor = encode_cursor(datetime.now(UTC) - timedelta(minutes=5), "0")
+    cursor = encode_cursor(datetime.now(UTC) - timedelta(minutes=5), "0" * 24)
     old = add_globex(world, 1, at=datetime.now(UTC) - timedelta(minutes=2))
     add_globex(world, 1, at=datetime.now(UTC))
     response = tail(client, url, cursor)
