@@ -638,8 +638,19 @@ class AuditHistoryView(AuditScreenMixin, View):
             "first_url": f"{self.app_url('history')}?{urlencode(base)}",
             "list_filter_url": f"{list_url}?{urlencode({**base, RANGE_VAR: 'all'})}",
         }
-        template = "auditui/_history_items.html" if fragment else "auditui/history.html"
-        response = render(request, template, context)
+        if fragment:
+            response = HttpResponse(
+                render_fragment(
+                    "auditui/_history_items.jinja",
+                    {
+                        "items": items,
+                        "show_tenant": scope.show_tenant,
+                        "more_url": context["more_url"],
+                    },
+                )
+            )
+        else:
+            response = render(request, "auditui/history.html", context)
         patch_vary_headers(response, ("HX-Request",))
         return response
 
