@@ -223,6 +223,8 @@ def test_markup_needs_no_unsafe_inline(world, client):
         "/",
         f"{LIST_URLS['manage']}?range=all",
         f"{LIST_URLS['manage']}/{entry.pk}/",
+        f"{LIST_URLS['manage']}/history?resource_type={entry.resource_type}"
+        f"&resource_id={entry.resource_id}",
         "/accounts/login/",
     ]
     for url in pages:
