@@ -46,6 +46,7 @@ from auditui.query import (
     ACTOR_TYPE_VAR,
     ACTOR_VAR,
     CURSOR_VAR,
+    DEFAULT_RANGE,
     FILTER_VARS,
     FROM_VAR,
     PLATFORM_TENANT,
@@ -451,6 +452,7 @@ class AuditListView(AuditScreenMixin, View):
                         + list(RANGE_LABELS.items())
                     ),
                     range_selected="" if params.custom_dates else params.range,
+                    default_range=DEFAULT_RANGE,
                     actor_options=actor_option_rows(choices, params, scope),
                     action_choices=[(a, a) for a in choices.actions],
                     actor_type_choices=[(a, a) for a in choices.actor_types],

@@ -71,12 +71,17 @@
       var to = form.querySelector("#f-to").value;
       if (from || to) {
         customOption(range).selected = true;
+      } else {
+        // Both cleared: back to the default period.
+        var custom = range.querySelector('option[value=""]');
+        if (custom) custom.remove();
+        range.value = range.dataset.default || "30d";
       }
     } else if (el.id === "f-range" && el.value) {
       form.querySelector("#f-from").value = "";
       form.querySelector("#f-to").value = "";
-      var custom = range.querySelector('option[value=""]');
-      if (custom) custom.remove();
+      var preset = range.querySelector('option[value=""]');
+      if (preset) preset.remove();
     } else if (el.id === "f-tenant") {
       narrowActors(form);
     }
