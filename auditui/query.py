@@ -530,14 +530,22 @@ def resource_history(
     resource_type: str,
     resource_id: str,
     cursor: Cursor | None,
+    tenant: Tenant | None = None,
+    platform: bool = False,
     size: int = PAGE_SIZE,
 ) -> Page:
     """Every entry of one resource in the scope, oldest first, one keyset page at a time.
 
-    Served by ``audit_resource_idx`` (resource type, resource id, created, id):
-    the scope's tenant condition filters the resource's own entries only.
+    A resource id is unique within a tenant: ``tenant`` (or ``platform``) narrows
+    to one tenant's resource. Served by ``audit_resource_idx`` (resource type,
+    resource id, created, id): the tenant conditions filter the resource's own
+    entries only.
     """
     qs = scope.queryset.filter(resource_type=resource_type, resource_id=resource_id)
+    if tenant is not None:
+        qs = qs.filter(tenant_id=tenant.ref_id)
+    elif platform:
+        qs = qs.filter(tenant_id__isnull=True)
     if cursor is not None:
         qs = after_in_time(qs, cursor)
     rows = list(qs.order_by("created_at", "id")[: size + 1])

@@ -76,6 +76,7 @@ from auditui.query import (
     page_entries,
     parse_params,
     parse_since,
+    resolve_tenant,
     resource_history,
     tenants_by_ref,
 )
@@ -543,9 +544,13 @@ class AuditDetailView(AuditScreenMixin, View):
         list_url = self.app_url("list")
         filters = FilterLinks(list_url, params, scope)
         query = params.query_string()
-        history_query = urlencode(
-            {RESOURCE_TYPE_VAR: entry.resource_type, RESOURCE_ID_VAR: entry.resource_id}
-        )
+        # A resource id is only unique within its tenant: the history is that tenant's.
+        history = {RESOURCE_TYPE_VAR: entry.resource_type, RESOURCE_ID_VAR: entry.resource_id}
+        if entry.tenant_id and entry.tenant_id in tenants:
+            history[TENANT_VAR] = tenants[entry.tenant_id].slug
+        elif not entry.tenant_id and scope.sees_platform:
+            history[TENANT_VAR] = PLATFORM_TENANT
+        history_query = urlencode(history)
         context = {
             **self.screen_context(scope),
             "entry": entry,
@@ -589,7 +594,7 @@ class AuditHistoryView(AuditScreenMixin, View):
     """ "History of this resource": every entry of one resource in the viewer's scope,
     oldest first, each with its diff; keyset pages of 50 ("Show later changes")."""
 
-    known_params = frozenset({RESOURCE_TYPE_VAR, RESOURCE_ID_VAR, CURSOR_VAR})
+    known_params = frozenset({RESOURCE_TYPE_VAR, RESOURCE_ID_VAR, TENANT_VAR, CURSOR_VAR})
 
     def get(self, request: HttpRequest) -> HttpResponse:
         scope = self.get_audit_scope()
@@ -600,10 +605,15 @@ class AuditHistoryView(AuditScreenMixin, View):
                 raise InvalidParams(
                     "A resource's history needs both 'resource_type' and 'resource_id'."
                 )
+            tenant = None
+            if params.tenant:
+                tenant = resolve_tenant(scope=scope, slug=params.tenant)
             page = resource_history(
                 scope=scope,
                 resource_type=params.resource_type,
                 resource_id=params.resource_id,
+                tenant=tenant,
+                platform=params.tenant == PLATFORM_TENANT and tenant is None,
                 cursor=params.cursor,
             )
         except InvalidParams as exc:
@@ -622,12 +632,17 @@ class AuditHistoryView(AuditScreenMixin, View):
             for e in page.entries
         ]
         base = {RESOURCE_TYPE_VAR: params.resource_type, RESOURCE_ID_VAR: params.resource_id}
+        if params.tenant:
+            base[TENANT_VAR] = params.tenant
         list_url = self.app_url("list")
         context = {
             **self.screen_context(scope),
             "items": items,
             "resource_type": params.resource_type,
             "resource_id": params.resource_id,
+            "tenant_name": (
+                "" if not params.tenant else "Platform" if tenant is None else tenant.name
+            ),
             "resource_name": next(
                 (e.resource_name for e in reversed(page.entries) if e.resource_name), ""
             ),

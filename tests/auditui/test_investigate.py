@@ -196,7 +196,12 @@ def test_detail_links_to_the_history(world, client):
     entry = world.entries[3]
     page = client.get(f"{LIST_URLS['manage']}/{entry.pk}/").content.decode()
     link = html_lib.unescape(re.search(r'class="history-link" href="([^"]+)"', page).group(1))
-    assert query(link) == {"resource_type": entry.resource_type, "resource_id": entry.resource_id}
+    slug = next((t.slug for t in world.tenants.values() if t.ref_id == entry.tenant_id), "platform")
+    assert query(link) == {
+        "resource_type": entry.resource_type,
+        "resource_id": entry.resource_id,
+        "tenant": slug,
+    }
     steps = re.findall(
         r'<li class="step" id="step-([0-9a-f]+)">', client.get(link).content.decode()
     )
@@ -311,3 +316,26 @@ def test_tail_cursor_is_checked(world, client):
     response = tail(client, LIST_URLS["manage"], "not-a-cursor")
     assert response.status_code == 400
     assert "cursor is not valid" in response.content.decode()
+
+
+def test_history_is_one_tenants_resource(world, client):
+    """The same resource id in two tenants is two resources: the link from an entry
+    names its tenant, and only that tenant's entries are its history."""
+    start = datetime.now(UTC) - timedelta(days=300)
+    acme = resource_entries(world, world.tenants["acme"], 3, start=start)
+    globex = resource_entries(world, world.tenants["globex"], 2, start=start)
+    client.force_login(world.users["rita"])
+    base = f"{LIST_URLS['portal']}/history?resource_type=agent_config&resource_id=ac_1"
+    steps = re.compile(r'<li class="step" id="step-([0-9a-f]+)">')
+    assert steps.findall(client.get(f"{base}&tenant=acme").content.decode()) == [e.pk for e in acme]
+    assert steps.findall(client.get(f"{base}&tenant=globex").content.decode()) == [
+        e.pk for e in globex
+    ]
+    both = steps.findall(client.get(base).content.decode())
+    assert set(both) == {e.pk for e in acme + globex}
+    page = client.get(f"{LIST_URLS['portal']}/{acme[0].pk}/").content.decode()
+    link = html_lib.unescape(re.search(r'class="history-link" href="([^"]+)"', page).group(1))
+    assert query(link)["tenant"] == "acme"
+    # A tenant outside the scope is refused like a missing one.
+    response = client.get(f"{base}&tenant=initech")
+    assert response.status_code == 400
