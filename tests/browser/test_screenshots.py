@@ -72,11 +72,15 @@ def test_screenshots(browser, live_server, demo_data):
             link = page.locator("tr.entry .expand").nth(1)
             link.click()
             page.locator(f"#{link.get_attribute('aria-controls')} table.diff").first.wait_for()
-            # Scroll so the expanded row and its diff fill the picture.
+            # Scroll so the expanded row and its diff fill the picture (on a phone:
+            # the diff from its heading).
             page.evaluate(
-                "id => window.scrollTo(0, document.getElementById(id).previousElementSibling"
-                ".getBoundingClientRect().top + window.scrollY - 16)",
-                link.get_attribute("aria-controls"),
+                """([id, phone]) => {
+                  const row = document.getElementById(id);
+                  const top = phone ? row.querySelector(".detail-h") : row.previousElementSibling;
+                  window.scrollTo(0, top.getBoundingClientRect().top + window.scrollY - 16);
+                }""",
+                [link.get_attribute("aria-controls"), width < 600],
             )
         page.screenshot(path=str(out / name))
         context.close()
