@@ -16,7 +16,7 @@ import binascii
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
@@ -47,6 +47,7 @@ ACTION_VAR = "action"
 ACTOR_VAR = "actor"
 ACTOR_TYPE_VAR = "actor_type"
 RESOURCE_TYPE_VAR = "resource_type"
+RESOURCE_ID_VAR = "resource_id"
 TENANT_VAR = "tenant"
 RANGE_VAR = "range"
 FROM_VAR = "from"
@@ -54,11 +55,14 @@ TO_VAR = "to"
 SEARCH_VAR = "q"
 TRACE_VAR = "trace"
 CURSOR_VAR = "cursor"
+# The live tail's position: entries strictly newer than this cursor.
+SINCE_VAR = "since"
 FILTER_VARS = (
     ACTION_VAR,
     ACTOR_VAR,
     ACTOR_TYPE_VAR,
     RESOURCE_TYPE_VAR,
+    RESOURCE_ID_VAR,
     TENANT_VAR,
     RANGE_VAR,
     FROM_VAR,
@@ -82,7 +86,11 @@ RANGE_LABELS = {
     "all": "All time",
 }
 DEFAULT_RANGE = "30d"
+# ``tenant=platform`` on a screen that sees platform-level entries (no tenant).
+PLATFORM_TENANT = "platform"
 PAGE_SIZE = 50
+# At most this many new entries per live-tail poll (the next poll takes the rest).
+TAIL_LIMIT = 100
 COUNT_CAP = 1000
 CHOICES_LIMIT = 500
 # At most this many per-tenant index walks merged for one page (tenant_branches).
@@ -116,6 +124,17 @@ class Scope:
     show_tenant: bool = False
     active_tenant: Tenant | None = None
     memberships: tuple[Any, ...] = ()
+    # The screen's subtitle when it differs from the app's (a member's own actions).
+    audience: str = ""
+
+    @property
+    def sees_platform(self) -> bool:
+        """Platform-level entries (no tenant) are in this scope: ``tenant=platform``."""
+        return self.tenants is None
+
+    @property
+    def several_tenants(self) -> bool:
+        return self.tenants is None or len(self.tenants) > 1
 
 
 @dataclass(frozen=True)
@@ -130,6 +149,7 @@ class Params:
     actor: str = ""
     actor_type: str = ""
     resource_type: str = ""
+    resource_id: str = ""
     tenant: str = ""
     range: str = DEFAULT_RANGE
     date_from: date | None = None
@@ -150,6 +170,26 @@ class Params:
     def query_string(self, **extra: str) -> str:
         values = {**self.filters(), **extra}
         return urlencode({k: v for k, v in values.items() if v})
+
+    def without(self, *keys: str, **extra: str) -> str:
+        """The query string without ``keys`` (and with ``extra``): a chip's remove link."""
+        values = {k: v for k, v in self.filters().items() if k not in keys}
+        values.update(extra)
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+def check_known(query: QueryDict, known: Iterable[str]) -> None:
+    """A parameter the screen does not know is a 400 that names it: ignoring it would
+    show an unfiltered view that looks filtered (``resource_idd=st_1``)."""
+    unknown = sorted(set(query.keys()) - set(known))
+    if unknown:
+        names = ", ".join(repr(CONTROL_RE.sub("?", key)[:40]) for key in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        plural = "s" if len(unknown) > 1 else ""
+        raise InvalidParams(
+            f"Unknown query parameter{plural} {names}{more}. "
+            f"Known: {', '.join(sorted(set(known)))}."
+        )
 
 
 def _text(query: QueryDict, key: str, *, max_length: int) -> str:
@@ -226,6 +266,7 @@ def parse_params(query: QueryDict) -> Params:
     # dropdown offers is never refused (see ``filter_accepts``).
     for key in (ACTION_VAR, RESOURCE_TYPE_VAR, ACTOR_VAR):
         values[key] = _text(query, key, max_length=MAX_NAME)
+    values[RESOURCE_ID_VAR] = _text(query, RESOURCE_ID_VAR, max_length=128)
 
     actor_type = _text(query, ACTOR_TYPE_VAR, max_length=16)
     if actor_type and actor_type not in ACTOR_TYPES:
@@ -257,10 +298,19 @@ def parse_params(query: QueryDict) -> Params:
     cursor_value = _text(query, CURSOR_VAR, max_length=200)
     cursor = decode_cursor(cursor_value) if cursor_value else None
 
-    for key in (ACTION_VAR, ACTOR_VAR, ACTOR_TYPE_VAR, RESOURCE_TYPE_VAR, TENANT_VAR):
+    for key in (
+        ACTION_VAR,
+        ACTOR_VAR,
+        ACTOR_TYPE_VAR,
+        RESOURCE_TYPE_VAR,
+        RESOURCE_ID_VAR,
+        TENANT_VAR,
+    ):
         if values[key]:
             explicit[key] = values[key]
-    if range_:
+    # From/To replace the preset: a URL never says both, so the Period control
+    # and the status line can say "Custom dates" without contradiction.
+    if range_ and not (date_from or date_to):
         explicit[RANGE_VAR] = range_
     if date_from:
         explicit[FROM_VAR] = date_from.isoformat()
@@ -276,6 +326,7 @@ def parse_params(query: QueryDict) -> Params:
         actor=values[ACTOR_VAR],
         actor_type=values[ACTOR_TYPE_VAR],
         resource_type=values[RESOURCE_TYPE_VAR],
+        resource_id=values[RESOURCE_ID_VAR],
         tenant=values[TENANT_VAR],
         range=values["range"],
         date_from=date_from,
@@ -287,12 +338,21 @@ def parse_params(query: QueryDict) -> Params:
     )
 
 
-def resolve_tenant(*, scope: Scope, slug: str) -> Tenant:
-    """The tenant of a ``tenant=`` filter, looked up among the scope's tenants only.
+def parse_since(query: QueryDict) -> Cursor | None:
+    """The live tail's ``since`` cursor, checked like any other parameter."""
+    value = _text(query, SINCE_VAR, max_length=200)
+    return decode_cursor(value) if value else None
+
+
+def resolve_tenant(*, scope: Scope, slug: str) -> Tenant | None:
+    """The tenant of a ``tenant=`` filter, looked up among the scope's tenants only;
+    None for ``platform`` where the scope holds platform-level entries.
 
     A tenant outside the scope gets the same answer as one that does not exist,
     so the filter cannot be used to probe for other tenants.
     """
+    if slug == PLATFORM_TENANT and scope.sees_platform:
+        return None
     if scope.tenants is None:
         tenant = Tenant.objects.filter(slug=slug).first()
     else:
@@ -323,10 +383,11 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
     """
     qs = scope.queryset
     if params.tenant:
-        qs = qs.filter(
-            ref_condition(
-                "tenant_id", resolve_tenant(scope=scope, slug=params.tenant).ref_id, alias=qs.db
-            )
+        tenant = resolve_tenant(scope=scope, slug=params.tenant)
+        qs = (
+            qs.filter(tenant_id__isnull=True)
+            if tenant is None
+            else qs.filter(ref_condition("tenant_id", tenant.ref_id, alias=qs.db))
         )
     if params.action:
         qs = qs.filter(action=params.action)
@@ -336,6 +397,8 @@ def audit_entries(*, scope: Scope, params: Params, now: datetime | None = None) 
         qs = qs.filter(actor_type=params.actor_type)
     if params.resource_type:
         qs = qs.filter(resource_type=params.resource_type)
+    if params.resource_id:
+        qs = qs.filter(resource_id=params.resource_id)
     if params.trace:
         qs = qs.filter(trace_id=params.trace)
     if params.q:
@@ -508,6 +571,68 @@ def skip_unplaceable(rows: list[AuditLog]) -> list[AuditLog]:
     return placed
 
 
+def after_in_time(qs: QuerySet, cursor: Cursor) -> QuerySet:
+    """Rows strictly after ``cursor`` in (created_at, id) order: the oldest-first
+    walks of the live tail and a resource's history (see ``after_cursor``)."""
+    return qs.filter(created_at__gte=cursor.created_at).filter(
+        Q(created_at__gt=cursor.created_at) | Q(created_at=cursor.created_at, id__gt=cursor.id)
+    )
+
+
+def entries_since(
+    qs: QuerySet, *, since: Cursor, until: datetime | None = None, size: int = TAIL_LIMIT
+) -> list[AuditLog]:
+    """The live tail's poll: at most ``size`` entries strictly newer than ``since``, oldest first.
+
+    1. Strictly after the cursor in keyset order, so a poll never repeats a row
+       the previous one returned.
+    2. Oldest first and bounded: when more than ``size`` arrived, the next poll
+       continues after the last one returned, so none is skipped.
+    3. Not newer than ``until`` (now minus a settle time): an entry stamped a moment
+       ago may still be on its way to the store while a later one is already
+       there; leaving the last moment to the next poll keeps it from being passed.
+    """
+    qs = after_in_time(qs, since)
+    if until is not None:
+        qs = qs.filter(created_at__lte=until)
+    qs = qs.order_by("created_at", "id")
+    bson = connections[qs.db].vendor == "mongodb"
+    fetched = _page_query(qs, size, merge_order=("created_at", "id"))
+    return skip_unplaceable([tidy_entry(row, bson=bson) for row in fetched])
+
+
+def resource_history(
+    *,
+    scope: Scope,
+    resource_type: str,
+    resource_id: str,
+    cursor: Cursor | None,
+    tenant: Tenant | None = None,
+    platform: bool = False,
+    size: int = PAGE_SIZE,
+) -> Page:
+    """Every entry of one resource in the scope, oldest first, one keyset page at a time.
+
+    A resource id is unique within a tenant: ``tenant`` (or ``platform``) narrows
+    to one tenant's resource. Served by ``audit_resource_idx`` (resource type,
+    resource id, created, id): the tenant conditions filter the resource's own
+    entries only.
+    """
+    qs = scope.queryset.filter(resource_type=resource_type, resource_id=resource_id)
+    if tenant is not None:
+        qs = qs.filter(ref_condition("tenant_id", tenant.ref_id, alias=qs.db))
+    elif platform:
+        qs = qs.filter(tenant_id__isnull=True)
+    if cursor is not None:
+        qs = after_in_time(qs, cursor)
+    fetched = list(qs.order_by("created_at", "id")[: size + 1])
+    bson = connections[qs.db].vendor == "mongodb"
+    rows = skip_unplaceable([tidy_entry(row, bson=bson) for row in fetched[:size]])
+    if len(fetched) > size and rows:
+        return Page(rows, encode_cursor(rows[-1].created_at, str(rows[-1].pk)))
+    return Page(rows, None)
+
+
 def iter_entries(qs: QuerySet, *, chunk_size: int = 1000) -> Iterator[AuditLog]:
     """Every row of ``qs`` in keyset chunks: constant memory, no long-lived cursor."""
     cursor = None
@@ -544,6 +669,8 @@ class FilterChoices:
     resource_types: list[str]
     tenants: list[Tenant]
     actor_types: tuple[str, ...] = ACTOR_TYPES
+    # The tenants (``tenantId``, None for platform) each actor appears in.
+    actor_tenants: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
 
 
 def filter_choices(*, scope: Scope) -> FilterChoices:
@@ -559,20 +686,22 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
     """
     facets = facet_queryset(scope.queryset)
     if facets is None:
-        actions, resource_types, actors = _choices(scope.queryset.order_by())
+        actions, resource_types, actors, actor_tenants = _choices(scope.queryset.order_by())
     else:
-        actions, resource_types, actors = _cached_facet_choices(facets)
+        actions, resource_types, actors, actor_tenants = _cached_facet_choices(facets)
     tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
     return FilterChoices(
         actions=actions,
         actors=actors,
         resource_types=resource_types,
         tenants=sorted(tenants, key=lambda t: t.name.lower()),
+        actor_tenants=actor_tenants,
     )
 
 
-def _choices(base: QuerySet) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
-    """(actions, resource types, actors) of ``base``: DISTINCT, each bounded by CHOICES_LIMIT."""
+def _choices(base: QuerySet) -> tuple:
+    """(actions, resource types, actors, actor tenants) of ``base``: DISTINCT, each
+    bounded by CHOICES_LIMIT."""
     # Only values the filters take as they are (other writers store numbers,
     # blanks, control characters): a dropdown never offers what would be refused.
     actions = sorted(
@@ -594,17 +723,29 @@ def _choices(base: QuerySet) -> tuple[list[str], list[str], list[tuple[str, str,
         }
     )
     actors: dict[str, tuple[str, str, str]] = {}
-    for actor_id, actor_name, actor_type in (
-        base.values_list("actor_id", "actor_name", "actor_type")
+    actor_tenants: dict[str, list[str | None]] = {}
+    # With the tenant, so an actor's option can say where it acts (agents of the
+    # same name in several tenants) and follow the tenant filter.
+    for actor_id, actor_name, actor_type, tenant_id in (
+        base.values_list("actor_id", "actor_name", "actor_type", "tenant_id")
         .distinct()
-        .order_by("actor_name", "actor_id")[:CHOICES_LIMIT]
+        .order_by("actor_name", "actor_id", "tenant_id")[:CHOICES_LIMIT]
     ):
         if not filter_accepts(actor_id):
             continue
         name = actor_name if isinstance(actor_name, str) and actor_name.strip() else actor_id
         kind = actor_type if isinstance(actor_type, str) else str(actor_type or "")
         actors.setdefault(actor_id, (actor_id, display_text(name), display_text(kind)))
-    return actions, resource_types, sorted(actors.values(), key=lambda a: (a[1].lower(), a[0]))
+        tenant_ref = None if tenant_id is None else str(tenant_id)
+        seen = actor_tenants.setdefault(actor_id, [])
+        if tenant_ref not in seen:
+            seen.append(tenant_ref)
+    return (
+        actions,
+        resource_types,
+        sorted(actors.values(), key=lambda a: (a[1].lower(), a[0])),
+        {actor_id: tuple(refs) for actor_id, refs in actor_tenants.items()},
+    )
 
 
 # Facet choices per (database, scope SQL): (facet table version, time, choices).

@@ -185,9 +185,12 @@ class DashboardScopeMixin(AuditScopeMixin):
         return scope
 
     def get_scope_extra(self) -> dict:
+        membership = self.get_active_membership()
         return {
-            "active_tenant": self.get_active_membership().tenant,
+            "active_tenant": membership.tenant,
             "memberships": tuple(self.get_memberships()),
+            # A member sees only what they did: the subtitle must not promise more.
+            "audience": "" if membership.role == Membership.Role.ADMIN else "Your own actions",
         }
 
 

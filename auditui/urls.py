@@ -16,6 +16,7 @@ def app_urlpatterns(app: str, base: str) -> list:
     patterns = [
         path(base, screens["list"].as_view(), name="list"),
         path(f"{base}/export", screens["export"].as_view(), name="export"),
+        path(f"{base}/history", screens["history"].as_view(), name="history"),
         path(f"{base}/<str:entry_id>/", screens["detail"].as_view(), name="detail"),
     ]
     if app == "dashboard":

@@ -15,9 +15,10 @@ import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
+from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db import connections
 from django.http import (
@@ -32,23 +33,50 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
+from django.utils.http import urlencode
+from django.utils.text import Truncator
 from django.views import View
 
 from auditui import diff, export, links, stored
 from auditui.apps_registry import APPS
 from auditui.hosts import host_of_app
 from auditui.query import (
+    ACTION_VAR,
+    ACTOR_TYPE_VAR,
+    ACTOR_VAR,
+    CURSOR_VAR,
+    DEFAULT_RANGE,
+    FILTER_VARS,
+    FROM_VAR,
+    PLATFORM_TENANT,
     RANGE_LABELS,
+    RANGE_VAR,
+    RESOURCE_ID_VAR,
+    RESOURCE_TYPE_VAR,
+    SEARCH_VAR,
+    SINCE_VAR,
+    TENANT_VAR,
+    TO_VAR,
+    TRACE_VAR,
+    Cursor,
+    FilterChoices,
     InvalidParams,
     Params,
     Scope,
+    after_in_time,
     audit_entries,
     capped_count,
+    check_known,
+    encode_cursor,
+    entries_since,
     filter_choices,
     get_entry,
     iter_entries,
     page_entries,
     parse_params,
+    parse_since,
+    resolve_tenant,
+    resource_history,
     tenants_by_ref,
 )
 from auditui.scopes import (
@@ -57,6 +85,7 @@ from auditui.scopes import (
     ManageScopeMixin,
     PortalScopeMixin,
 )
+from auditui.templatetags.audit_tags import render_fragment
 from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
@@ -69,6 +98,12 @@ EXPORT_FORMATS = {
 # Filter controls every screen shows; the scope adds its own (tenant, ...).
 VISIBLE_CONTROLS = frozenset({"q", "action", "actor", "range", "from", "to"})
 CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# The live tail's new position and how many entries a poll found (read by audit.js).
+TAIL_CURSOR_HEADER = "X-Tail-Cursor"
+TAIL_COUNT_HEADER = "X-Tail-Count"
+# Sorts before every entry id (and is a valid ObjectId on MongoDB): a cursor at a
+# moment rather than after an entry.
+LOWEST_ID = "0" * 24
 
 
 def is_fragment_request(request: HttpRequest) -> bool:
@@ -96,6 +131,20 @@ class Row:
     clock: str = ""
     offset: str = ""
     icon: str = ""
+    description: str = ""
+    # Click-to-filter: the list with this row's actor / action / tenant added.
+    actor_url: str = ""
+    action_url: str = ""
+    tenant_url: str = ""
+
+
+@dataclass(frozen=True)
+class Chip:
+    """One active filter above the results, with the link that removes it."""
+
+    label: str
+    value: str
+    remove_url: str
 
 
 @functools.lru_cache(maxsize=8)
@@ -142,6 +191,12 @@ def row_times(created_at: datetime | None) -> dict[str, str]:
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+DESCRIPTION_CHARS = 300
+
+
+def short_description(text: str) -> str:
+    # A text of at most that many code points is never truncated, so most rows skip Truncator.
+    return text if len(text) <= DESCRIPTION_CHARS else Truncator(text).chars(DESCRIPTION_CHARS)
 
 
 def tenant_label(entry: AuditLog, tenants: dict[str, Tenant]) -> str:
@@ -151,27 +206,99 @@ def tenant_label(entry: AuditLog, tenants: dict[str, Tenant]) -> str:
     return tenant.name if tenant else entry.tenant_id
 
 
+class FilterLinks:
+    """URLs of the list with one filter added (click-to-filter) or removed (chips).
+
+    Memoised per value: a page's 50 rows share a handful of actors and actions.
+    """
+
+    def __init__(self, list_url: str, params: Params, scope: Scope):
+        self.list_url = list_url
+        self.params = params
+        self.scope = scope
+        self._memo: dict[tuple, str] = {}
+
+    def url(self, query: str) -> str:
+        return f"{self.list_url}?{query}" if query else self.list_url
+
+    def add(self, key: str, value: str) -> str:
+        memo_key = (key, value)
+        if memo_key not in self._memo:
+            self._memo[memo_key] = self.url(self.params.without(key, **{key: value}))
+        return self._memo[memo_key]
+
+    def tenant(self, entry: AuditLog, tenants: dict[str, Tenant]) -> str:
+        if not entry.tenant_id:
+            return self.add(TENANT_VAR, PLATFORM_TENANT) if self.scope.sees_platform else ""
+        tenant = tenants.get(entry.tenant_id)
+        return self.add(TENANT_VAR, tenant.slug) if tenant else ""
+
+    def resource(self, entry: AuditLog) -> str:
+        query = self.params.without(
+            RESOURCE_TYPE_VAR,
+            RESOURCE_ID_VAR,
+            resource_type=entry.resource_type,
+            resource_id=entry.resource_id,
+        )
+        return self.url(query)
+
+    def trace(self, trace_id: str) -> str:
+        # A trace is narrow and may be older than the period shown: all time.
+        return self.url(
+            self.params.without(TRACE_VAR, RANGE_VAR, FROM_VAR, TO_VAR, trace=trace_id, range="all")
+        )
+
+    def remove(self, *keys: str) -> str:
+        return self.url(self.params.without(*keys))
+
+
+def period_label(params: Params) -> str:
+    """What the status line says about time: the preset, or the custom days."""
+    if not params.custom_dates:
+        return RANGE_LABELS[params.range]
+    if params.date_from and params.date_to:
+        return f"{params.date_from.isoformat()} to {params.date_to.isoformat()}"
+    if params.date_from:
+        return f"from {params.date_from.isoformat()}"
+    return f"until {params.date_to.isoformat()}"
+
+
 class AuditScreenMixin:
     """URLs and shared context of one app's screen (used with a scope mixin)."""
 
     def app_url(self, name: str, *args: str) -> str:
         return reverse(f"{self.get_audit_app().name}:{name}", args=args)
 
-    def rows(self, entries: list[AuditLog], *, known: list[Tenant] | tuple = ()) -> list[Row]:
+    def rows(
+        self,
+        entries: list[AuditLog],
+        *,
+        links: FilterLinks,
+        known: list[Tenant] | tuple = (),
+    ) -> list[Row]:
         """Display rows; tenant names come from ``known`` tenants where they are
         all there (the scope's own, or the filter choices), else one query."""
         refs = {e.tenant_id for e in entries if e.tenant_id}
         tenants = {t.ref_id: t for t in known}
         if not refs <= tenants.keys():
             tenants = tenants_by_ref(refs)
-        # One reverse() for the page: the detail URL is this prefix + id + "/".
+        # One reverse() for the page: the detail URL is this prefix + id + "/",
+        # with the list's filters so the entry's page links back to this view.
         prefix = self.app_url("detail", "0").removesuffix("0/")
+        query = links.params.query_string()
+        suffix = f"/?{query}" if query else "/"
         return [
             Row(
                 e,
                 tenant_label(e, tenants),
-                f"{prefix}{quote(str(e.pk), safe='')}/",
+                f"{prefix}{quote(str(e.pk), safe='')}{suffix}",
                 icon=actor_icon(e.actor_type or ""),
+                # Text fields may be None in an entry other writers stored
+                # (auditui.stored.tidy_entry): the row still reads as a sentence.
+                description=short_description(e.description or "(no description)"),
+                actor_url=links.add(ACTOR_VAR, e.actor_id),
+                action_url=links.add(ACTION_VAR, e.action),
+                tenant_url=links.tenant(e, tenants),
                 **{k: v for k, v in row_times(e.created_at).items() if k != "local"},
             )
             for e in entries
@@ -181,51 +308,155 @@ class AuditScreenMixin:
         return {
             "scope": scope,
             "app": scope.app,
+            "audience": scope.audience or scope.app.audience,
             "list_url": self.app_url("list"),
             "viewer_tz": timezone.get_current_timezone_name(),
         }
 
+    def parse(self, request: HttpRequest, known: frozenset[str]) -> Params:
+        check_known(request.GET, known)
+        return parse_params(request.GET)
+
+
+def actor_option_rows(
+    choices: FilterChoices, params: Params, scope: Scope
+) -> list[tuple[str, str, str, bool]]:
+    """(value, label, tenant slugs, hidden) per actor option.
+
+    Where the viewer sees several tenants, the label names the actor's tenants
+    (two agents called "Analytics Agent" are told apart), and with a tenant
+    filter the options of other tenants are hidden (the script keeps that in
+    step when the tenant changes). The selected actor always shows.
+    """
+    slugs = {t.ref_id: t.slug for t in choices.tenants}
+    names = {t.ref_id: t.name for t in choices.tenants}
+    several = scope.several_tenants
+    options = []
+    for actor_id, name, kind in choices.actors:
+        label = name if kind == "human" else f"{name} ({kind})"
+        refs = choices.actor_tenants.get(actor_id, ())
+        keys = [PLATFORM_TENANT if ref is None else slugs.get(ref, ref) for ref in refs]
+        if several and refs:
+            label += " · " + ", ".join(
+                "Platform" if ref is None else names.get(ref, ref) for ref in refs
+            )
+        hidden = bool(
+            params.tenant and refs and params.tenant not in keys and actor_id != params.actor
+        )
+        options.append((actor_id, label, " ".join(keys), hidden))
+    return options
+
+
+def chips(params: Params, links: FilterLinks, rows: list[Row], scope: Scope) -> list[Chip]:
+    """The active filters other than time (the status line says the period)."""
+    result = []
+    if params.q:
+        result.append(Chip("Search", params.q, links.remove(SEARCH_VAR)))
+    if params.tenant:
+        label = "Platform" if params.tenant == PLATFORM_TENANT and scope.sees_platform else ""
+        if not label:
+            tenants = (
+                Tenant.objects.filter(slug=params.tenant)
+                if scope.tenants is None
+                else scope.tenants
+            )
+            tenant = next((t for t in tenants if t.slug == params.tenant), None)
+            label = tenant.name if tenant else params.tenant
+        result.append(Chip("Tenant", label, links.remove(TENANT_VAR)))
+    if params.actor:
+        name = next((r.entry.actor_name for r in rows if r.entry.actor_id == params.actor), "")
+        result.append(Chip("Actor", name or params.actor, links.remove(ACTOR_VAR)))
+    if params.actor_type:
+        result.append(Chip("Actor type", params.actor_type, links.remove(ACTOR_TYPE_VAR)))
+    if params.action:
+        result.append(Chip("Action", params.action, links.remove(ACTION_VAR)))
+    if params.resource_type and params.resource_id:
+        result.append(
+            Chip(
+                "Resource",
+                f"{params.resource_type}/{params.resource_id}",
+                links.remove(RESOURCE_TYPE_VAR, RESOURCE_ID_VAR),
+            )
+        )
+    elif params.resource_type:
+        result.append(Chip("Resource type", params.resource_type, links.remove(RESOURCE_TYPE_VAR)))
+    elif params.resource_id:
+        result.append(Chip("Resource id", params.resource_id, links.remove(RESOURCE_ID_VAR)))
+    if params.trace:
+        result.append(Chip("Trace", params.trace, links.remove(TRACE_VAR)))
+    return result
+
+
+def tail_settled_until() -> datetime:
+    return timezone.now() - timedelta(seconds=settings.DMOBS_LIVE_TAIL_SETTLE_SECONDS)
+
 
 class AuditListView(AuditScreenMixin, View):
-    """The filterable list; with htmx, the results (filters changed) or more rows (cursor)."""
+    """The filterable list; with htmx, the results (filters changed), more rows
+    (cursor) or the live tail's new rows (since)."""
+
+    known_params = frozenset(FILTER_VARS) | {CURSOR_VAR, SINCE_VAR}
 
     def get(self, request: HttpRequest) -> HttpResponse:
         scope = self.get_audit_scope()
         fragment = is_fragment_request(request)
         try:
-            params = parse_params(request.GET)
+            params = self.parse(request, self.known_params)
             entries = audit_entries(scope=scope, params=params)
+            since = parse_since(request.GET)
+            since_value = request.GET.get(SINCE_VAR, "").strip() if since else ""
         except InvalidParams as exc:
             return bad_request(request, str(exc), fragment=fragment)
 
+        list_url = self.app_url("list")
+        links = FilterLinks(list_url, params, scope)
         # The list shows no before/after: leave the jsonb columns on the server.
-        page = page_entries(entries.defer("before", "after"), cursor=params.cursor)
+        listed = entries.defer("before", "after")
+        if since is not None and fragment:
+            return self.tail(listed, since=since, links=links, scope=scope)
+        if since is not None:
+            # The tail's plain-HTTP twin: the page of entries newer than the cursor.
+            listed = after_in_time(listed, since).order_by("-created_at", "-id")
+        page = page_entries(listed, cursor=params.cursor)
         choices = None
         if not fragment:
             choices = filter_choices(scope=scope)
         known = choices.tenants if choices else (scope.tenants or ())
+        rows = self.rows(page.entries, links=links, known=known)
+        if rows and params.cursor is None:
+            tail_cursor = encode_cursor(rows[0].entry.created_at, str(rows[0].entry.pk))
+        else:
+            tail_cursor = since_value or encode_cursor(timezone.now(), LOWEST_ID)
         context = {
             **self.screen_context(scope),
             "params": params,
-            "rows": self.rows(page.entries, known=known),
+            "rows": rows,
             "next_cursor": page.next_cursor,
             "more_url": (
-                f"{self.app_url('list')}?{params.query_string(cursor=page.next_cursor)}"
+                f"{list_url}?{params.query_string(cursor=page.next_cursor)}"
                 if page.next_cursor
                 else ""
             ),
             "columns": 4 if scope.show_tenant else 3,
         }
         if fragment and params.cursor:
-            template = "auditui/_rows.html"
+            return self.rows_response(context)
         else:
-            count, more = capped_count(entries, ordered=not params.q)
+            count, more = capped_count(listed, ordered=not params.q)
+            query = params.query_string()
             context.update(
+                fragment=fragment,
                 count=count,
                 count_more=more,
                 count_label=f"{count:,}{'+' if more else ''}",
+                period=period_label(params),
+                chips=chips(params, links, rows, scope),
                 export_csv=self.export_url(params, "csv"),
                 export_ndjson=self.export_url(params, "ndjson"),
+                tail_url=f"{list_url}?{query}" if query else list_url,
+                tail_cursor=tail_cursor,
+                tail_twin_url=f"{list_url}?{params.query_string(since=tail_cursor)}",
+                since=since_value if since is not None else "",
             )
             if fragment:
                 template = "auditui/_results.html"
@@ -233,29 +464,95 @@ class AuditListView(AuditScreenMixin, View):
                 template = "auditui/list.html"
                 context.update(
                     choices=choices,
-                    tenant_choices=[(t.slug, t.name) for t in choices.tenants],
-                    range_choices=list(RANGE_LABELS.items()),
+                    tenant_choices=self.tenant_choices(choices, scope),
+                    range_choices=(
+                        ([("", "Custom dates")] if params.custom_dates else [])
+                        + list(RANGE_LABELS.items())
+                    ),
+                    range_selected="" if params.custom_dates else params.range,
+                    default_range=DEFAULT_RANGE,
+                    actor_options=actor_option_rows(choices, params, scope),
+                    action_choices=[(a, a) for a in choices.actions],
+                    actor_type_choices=[(a, a) for a in choices.actor_types],
+                    resource_type_choices=[(r, r) for r in choices.resource_types],
                     is_continued=params.cursor is not None,
-                    first_page_url=f"{self.app_url('list')}?{params.query_string()}",
+                    first_page_url=f"{list_url}?{query}" if query else list_url,
                     hidden_filters=[
                         (key, value)
                         for key, value in params.filters().items()
                         if key not in VISIBLE_CONTROLS | scope.controls
                     ],
+                    live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
                 )
         response = render(request, template, context)
         patch_vary_headers(response, ("HX-Request",))
         return response
+
+    def tail(self, listed, *, since: Cursor, links: FilterLinks, scope: Scope) -> HttpResponse:
+        """One live-tail poll: the entries newer than ``since``, newest first, for the top
+        of the table; 204 when there are none. The new position is a response header."""
+        found = entries_since(listed, since=since, until=tail_settled_until())
+        if not found:
+            response = HttpResponse(status=204)
+            response[TAIL_CURSOR_HEADER] = encode_cursor(since.created_at, since.id)
+            response[TAIL_COUNT_HEADER] = "0"
+        else:
+            newest = found[-1]
+            found.reverse()
+            response = self.rows_response(
+                {
+                    "rows": self.rows(found, links=links, known=scope.tenants or ()),
+                    "scope": scope,
+                    "columns": 4 if scope.show_tenant else 3,
+                    "more_url": "",
+                    "live": True,
+                }
+            )
+            response[TAIL_CURSOR_HEADER] = encode_cursor(newest.created_at, str(newest.pk))
+            response[TAIL_COUNT_HEADER] = str(len(found))
+        response["Cache-Control"] = "no-store"
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+    def rows_response(self, context: dict) -> HttpResponse:
+        """More rows (Load more, the live tail): the rows fragment alone."""
+        html = render_fragment(
+            "auditui/_rows.jinja",
+            {
+                "rows": context["rows"],
+                "show_tenant": context["scope"].show_tenant,
+                "columns": context["columns"],
+                "more_url": context["more_url"],
+                "live": context.get("live", False),
+            },
+        )
+        response = HttpResponse(html)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+    def tenant_choices(self, choices: FilterChoices, scope: Scope) -> list[tuple[str, str]]:
+        tenants = [(t.slug, t.name) for t in choices.tenants]
+        if scope.sees_platform:
+            tenants.append((PLATFORM_TENANT, "Platform"))
+        return tenants
 
     def export_url(self, params: Params, fmt: str) -> str:
         return f"{self.app_url('export')}?{params.query_string(format=fmt)}"
 
 
 class AuditDetailView(AuditScreenMixin, View):
-    """One entry: the expanded row (htmx) or its own page."""
+    """One entry: the expanded row (htmx) or its own page. The list's filters ride
+    along in the query string, so the page's back link returns to the same view."""
+
+    known_params = frozenset(FILTER_VARS)
 
     def get(self, request: HttpRequest, entry_id: str) -> HttpResponse:
         scope = self.get_audit_scope()
+        fragment = is_fragment_request(request)
+        try:
+            params = self.parse(request, self.known_params)
+        except InvalidParams as exc:
+            return bad_request(request, str(exc), fragment=fragment)
         entry = get_entry(scope=scope, entry_id=entry_id)
         if entry is None:
             raise Http404("No such entry in this view.")
@@ -264,6 +561,16 @@ class AuditDetailView(AuditScreenMixin, View):
             trace = links.trace_links(entry.trace_id, at=entry.created_at)
         except (OverflowError, ValueError):  # an hour around year 1 or 9999
             trace = links.trace_links(entry.trace_id)
+        list_url = self.app_url("list")
+        filters = FilterLinks(list_url, params, scope)
+        query = params.query_string()
+        # A resource id is only unique within its tenant: the history is that tenant's.
+        history = {RESOURCE_TYPE_VAR: entry.resource_type, RESOURCE_ID_VAR: entry.resource_id}
+        if entry.tenant_id and entry.tenant_id in tenants:
+            history[TENANT_VAR] = tenants[entry.tenant_id].slug
+        elif not entry.tenant_id and scope.sees_platform:
+            history[TENANT_VAR] = PLATFORM_TENANT
+        history_query = urlencode(history)
         context = {
             **self.screen_context(scope),
             "entry": entry,
@@ -281,13 +588,114 @@ class AuditDetailView(AuditScreenMixin, View):
                 resource_id=entry.resource_id or "",
             ),
             "trace": trace,
-            "trace_entries_url": (
-                f"{self.app_url('list')}?trace={entry.trace_id}&range=all" if trace else ""
-            ),
-            "detail_url": self.app_url("detail", str(entry.pk)),
+            # Only for a well-formed trace id (``trace`` is None otherwise).
+            "trace_entries_url": filters.trace(entry.trace_id) if trace else "",
+            "detail_url": self.app_url("detail", str(entry.pk)) + (f"?{query}" if query else ""),
+            "back_url": filters.url(query),
+            "history_url": f"{self.app_url('history')}?{history_query}",
+            "filter_actor_url": filters.add(ACTOR_VAR, entry.actor_id),
+            "filter_action_url": filters.add(ACTION_VAR, entry.action),
+            "filter_resource_url": filters.resource(entry),
+            "filter_tenant_url": filters.tenant(entry, tenants),
         }
-        template = "auditui/_detail.html" if is_fragment_request(request) else "auditui/detail.html"
+        template = "auditui/_detail.html" if fragment else "auditui/detail.html"
         response = render(request, template, context)
+        patch_vary_headers(response, ("HX-Request",))
+        return response
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    entry: AuditLog
+    diff: diff.DiffView
+    detail_url: str
+    tenant_label: str
+    time_iso: str = ""
+    time_utc: str = ""
+    day: str = ""
+    clock: str = ""
+    offset: str = ""
+    icon: str = ""
+
+
+class AuditHistoryView(AuditScreenMixin, View):
+    """ "History of this resource": every entry of one resource in the viewer's scope,
+    oldest first, each with its diff; keyset pages of 50 ("Show later changes")."""
+
+    known_params = frozenset({RESOURCE_TYPE_VAR, RESOURCE_ID_VAR, TENANT_VAR, CURSOR_VAR})
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        scope = self.get_audit_scope()
+        fragment = is_fragment_request(request)
+        try:
+            params = self.parse(request, self.known_params)
+            if not (params.resource_type and params.resource_id):
+                raise InvalidParams(
+                    "A resource's history needs both 'resource_type' and 'resource_id'."
+                )
+            tenant = None
+            if params.tenant:
+                tenant = resolve_tenant(scope=scope, slug=params.tenant)
+            page = resource_history(
+                scope=scope,
+                resource_type=params.resource_type,
+                resource_id=params.resource_id,
+                tenant=tenant,
+                platform=params.tenant == PLATFORM_TENANT and tenant is None,
+                cursor=params.cursor,
+            )
+        except InvalidParams as exc:
+            return bad_request(request, str(exc), fragment=fragment)
+        tenants = tenants_by_ref({e.tenant_id for e in page.entries})
+        prefix = self.app_url("detail", "0").removesuffix("0/")
+        items = [
+            HistoryItem(
+                e,
+                diff.diff_view(e.before, e.after),
+                f"{prefix}{quote(str(e.pk), safe='')}/",
+                tenant_label(e, tenants),
+                icon=actor_icon(e.actor_type),
+                **row_times(e.created_at),
+            )
+            for e in page.entries
+        ]
+        base = {RESOURCE_TYPE_VAR: params.resource_type, RESOURCE_ID_VAR: params.resource_id}
+        if params.tenant:
+            base[TENANT_VAR] = params.tenant
+        list_url = self.app_url("list")
+        context = {
+            **self.screen_context(scope),
+            "items": items,
+            "resource_type": params.resource_type,
+            "resource_id": params.resource_id,
+            "tenant_name": (
+                "" if not params.tenant else "Platform" if tenant is None else tenant.name
+            ),
+            "resource_name": next(
+                (e.resource_name for e in reversed(page.entries) if e.resource_name), ""
+            ),
+            "more_url": (
+                f"{self.app_url('history')}?{urlencode({**base, CURSOR_VAR: page.next_cursor})}"
+                if page.next_cursor
+                else ""
+            ),
+            "is_continued": params.cursor is not None,
+            "first_url": f"{self.app_url('history')}?{urlencode(base)}",
+            "list_filter_url": f"{list_url}?{urlencode({**base, RANGE_VAR: 'all'})}",
+        }
+        if fragment:
+            response = HttpResponse(
+                render_fragment(
+                    "auditui/_history_items.jinja",
+                    {
+                        "items": items,
+                        "show_tenant": scope.show_tenant,
+                        "more_url": context["more_url"],
+                    },
+                )
+            )
+        else:
+            response = render(request, "auditui/history.html", context)
         patch_vary_headers(response, ("HX-Request",))
         return response
 
@@ -344,13 +752,15 @@ def ndjson_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
 class AuditExportView(AuditScreenMixin, View):
     """The current filtered view as CSV or NDJSON, streamed in keyset chunks."""
 
+    known_params = frozenset(FILTER_VARS) | {CURSOR_VAR, "format"}
+
     def get(self, request: HttpRequest) -> HttpResponse:
         scope = self.get_audit_scope()
         fmt = request.GET.get("format", "")
         if fmt not in EXPORT_FORMATS:
             return bad_request(request, "'format' must be csv or ndjson.")
         try:
-            params = parse_params(request.GET)
+            params = self.parse(request, self.known_params)
             entries = audit_entries(scope=scope, params=params)
         except InvalidParams as exc:
             return bad_request(request, str(exc))
@@ -425,7 +835,7 @@ class AuditExportView(AuditScreenMixin, View):
         user = self.request.user
         if scope.tenants is None:
             tenant_refs: list[str | None] = [None]
-            if params.tenant:
+            if params.tenant and params.tenant != PLATFORM_TENANT:
                 tenant_refs = [t.ref_id for t in Tenant.objects.filter(slug=params.tenant)]
         else:
             tenants = [t for t in scope.tenants if not params.tenant or t.slug == params.tenant]
@@ -488,21 +898,35 @@ def _screen(mixin: type[AuditScopeMixin], view: type[View], suffix: str) -> type
 DashboardAuditList = _screen(DashboardScopeMixin, AuditListView, "AuditList")
 DashboardAuditDetail = _screen(DashboardScopeMixin, AuditDetailView, "AuditDetail")
 DashboardAuditExport = _screen(DashboardScopeMixin, AuditExportView, "AuditExport")
+DashboardAuditHistory = _screen(DashboardScopeMixin, AuditHistoryView, "AuditHistory")
 PortalAuditList = _screen(PortalScopeMixin, AuditListView, "AuditList")
 PortalAuditDetail = _screen(PortalScopeMixin, AuditDetailView, "AuditDetail")
 PortalAuditExport = _screen(PortalScopeMixin, AuditExportView, "AuditExport")
+PortalAuditHistory = _screen(PortalScopeMixin, AuditHistoryView, "AuditHistory")
 ManageAuditList = _screen(ManageScopeMixin, AuditListView, "AuditList")
 ManageAuditDetail = _screen(ManageScopeMixin, AuditDetailView, "AuditDetail")
 ManageAuditExport = _screen(ManageScopeMixin, AuditExportView, "AuditExport")
+ManageAuditHistory = _screen(ManageScopeMixin, AuditHistoryView, "AuditHistory")
 
 SCREENS: dict[str, dict[str, type[View]]] = {
     "dashboard": {
         "list": DashboardAuditList,
         "detail": DashboardAuditDetail,
         "export": DashboardAuditExport,
+        "history": DashboardAuditHistory,
     },
-    "portal": {"list": PortalAuditList, "detail": PortalAuditDetail, "export": PortalAuditExport},
-    "manage": {"list": ManageAuditList, "detail": ManageAuditDetail, "export": ManageAuditExport},
+    "portal": {
+        "list": PortalAuditList,
+        "detail": PortalAuditDetail,
+        "export": PortalAuditExport,
+        "history": PortalAuditHistory,
+    },
+    "manage": {
+        "list": ManageAuditList,
+        "detail": ManageAuditDetail,
+        "export": ManageAuditExport,
+        "history": ManageAuditHistory,
+    },
 }
 
 

@@ -162,6 +162,8 @@ class Fixture:
     deep_cursor: str | None
     deep_offset: int
     export_from: str
+    history_resource: str
+    tail_cursor: str
     reviewer_cookie: str = ""
     reviewer_refs: tuple = ()
 
@@ -242,6 +244,18 @@ def prepare(total: int) -> Fixture:
         deep_cursor = encode_cursor(deep_created, deep_id)
     except (ImportError, TypeError):
         deep_cursor = None
+    ensure_history_resource(tenant_ref)
+    with connection.cursor() as cursor:
+        # The live tail's empty poll starts from the newest entry of the tenant.
+        cursor.execute(
+            'SELECT "createdAt", id FROM audit_logs WHERE "tenantId" = %s '
+            'ORDER BY "createdAt" DESC, id DESC LIMIT 1',
+            [tenant_ref],
+        )
+        newest_created, newest_id = cursor.fetchone()
+    from auditui.query import encode_cursor
+
+    tail_cursor = encode_cursor(newest_created, newest_id)
     return Fixture(
         root_cookie=_session_cookie(root),
         admin_cookie=_session_cookie(admin),
@@ -254,9 +268,55 @@ def prepare(total: int) -> Fixture:
         deep_cursor=deep_cursor,
         deep_offset=deep_offset,
         export_from=export_from.date().isoformat(),
+        history_resource=HISTORY_RESOURCE_ID,
+        tail_cursor=tail_cursor,
         reviewer_cookie=_session_cookie(reviewer),
         reviewer_refs=reviewer_refs,
     )
+
+
+HISTORY_RESOURCE_ID = "bench-history-1000"
+HISTORY_ENTRIES = 1000
+
+
+def ensure_history_resource(tenant_ref: str) -> None:
+    """One agent config of the biggest tenant with 1,000 entries (its history is a
+    case), spread over the last 300 days among the loaded entries. Inserted once."""
+    import random
+
+    from dmobs.ids import new_object_id
+    from dmobs.models import AuditLog
+
+    have = AuditLog.objects.filter(
+        resource_type="agent_config", resource_id=HISTORY_RESOURCE_ID
+    ).count()
+    if have >= HISTORY_ENTRIES:
+        return
+    say(f"adding {HISTORY_ENTRIES - have} entries of agent_config {HISTORY_RESOURCE_ID}")
+    rng = random.Random(16)
+    now = datetime.now(UTC)
+    entries = []
+    for i in range(have, HISTORY_ENTRIES):
+        at = now - timedelta(days=300) + timedelta(minutes=i * 431 + rng.randrange(60))
+        entries.append(
+            AuditLog(
+                id=new_object_id(at.timestamp()),
+                tenant_id=tenant_ref,
+                actor_type="agent",
+                actor_id="agent-bench-tuner",
+                actor_name="Tuner Agent",
+                action="updated",
+                resource_type="agent_config",
+                resource_id=HISTORY_RESOURCE_ID,
+                resource_name="Planner agent config",
+                description=f"Tuner Agent updated the agent config (step {i})",
+                before={"temperature": i / 1000, "model": f"m-{i}", "maxTokens": 1000 + i},
+                after={"temperature": (i + 1) / 1000, "model": f"m-{i + 1}", "maxTokens": 1001 + i},
+                trace_id=f"{rng.getrandbits(128):032x}",
+                created_at=at,
+            )
+        )
+    AuditLog.objects.bulk_create(entries)
 
 
 class Server:
@@ -328,7 +388,8 @@ def measure(
 ):
     for _ in range(warmup):
         status, body, _ = request(path, cookie, headers)
-        if status != 200:
+        # 204: the live tail's poll that found nothing.
+        if status not in (200, 204):
             raise SystemExit(f"GET {path} answered {status}: {body[:300]!r}")
     times = []
     for _ in range(n):
@@ -396,6 +457,21 @@ def list_cases(fx: Fixture) -> list[tuple[str, str, str, dict | None, str | None
             "Row-detail fragment (htmx)",
             f"/manage/audit/{fx.entry_id}/",
             fx.root_cookie,
+            {"HX-Request": "true"},
+            None,
+        ),
+        (
+            "Resource history (1,000 entries), first page",
+            f"{dash}/history?"
+            + urlencode({"resource_type": "agent_config", "resource_id": fx.history_resource}),
+            fx.admin_cookie,
+            None,
+            None,
+        ),
+        (
+            "Live-tail poll, nothing new (htmx)",
+            f"{dash}?{urlencode({'since': fx.tail_cursor})}",
+            fx.admin_cookie,
             {"HX-Request": "true"},
             None,
         ),
@@ -735,6 +811,8 @@ def machine() -> str:
 P95_TARGET_MS = 30.0
 SEARCH_TARGET_MS = 150.0
 DETAIL_TARGET_MS = 15.0
+HISTORY_TARGET_MS = 50.0
+TAIL_TARGET_MS = 10.0
 RATIO_TARGET = 100.0
 
 
@@ -784,6 +862,10 @@ def report(
             target = _verdict(p95 <= SEARCH_TARGET_MS, f"p95 {p95 / SEARCH_TARGET_MS:.1f}x 150")
         elif case.startswith("Row-detail"):
             target = _verdict(p95 <= DETAIL_TARGET_MS, f"p95 {p95 / DETAIL_TARGET_MS:.1f}x 15")
+        elif case.startswith("Resource history"):
+            target = _verdict(p95 <= HISTORY_TARGET_MS, f"p95 {p95 / HISTORY_TARGET_MS:.1f}x 50")
+        elif case.startswith("Live-tail"):
+            target = _verdict(p95 <= TAIL_TARGET_MS, f"p95 {p95 / TAIL_TARGET_MS:.1f}x 10")
         else:
             target = _verdict(p95 <= P95_TARGET_MS, f"p95 {p95 / P95_TARGET_MS:.1f}x 30")
         if peer:

@@ -283,6 +283,11 @@ class AuditLog(models.Model):
                 name="audit_tenant_restype_idx",
             ),
             models.Index(fields=["trace_id"], name="audit_trace_idx"),
+            # A resource's history (auditui.query.resource_history), oldest first.
+            models.Index(
+                fields=["resource_type", "resource_id", "created_at", "id"],
+                name="audit_resource_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

@@ -3,7 +3,8 @@
 Property-based (hypothesis): whatever the query string of the list, its two
 htmx fragments (results, more rows), the detail and the export, the answer is
 never a 5xx. A query made only of valid values is a 200; anything else is a
-200 (unknown or harmless input) or a 400 whose body says what is wrong. Ids of
+200 (harmless input) or a 400 whose body says what is wrong (an unknown
+parameter is a 400 that names it). Ids of
 entries outside the viewer's scope, and ids that are not ids, are a 404.
 
 The world (tenants, users, entries) is built once per test by the ``world``
@@ -21,15 +22,17 @@ from urllib.parse import quote
 
 import pytest
 from django.db import DataError, connection
+from django.http import QueryDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditui.query import RANGES, encode_cursor
+from auditui.query import FILTER_VARS, RANGES, encode_cursor
 from dmobs.models import ACTOR_TYPES, AuditLog
 from tests.auditui.conftest import ACTIONS, RESOURCES, World
 from tests.auditui.helpers import LIST_URLS, streamed
 
 pytestmark = pytest.mark.django_db
+DETAIL_PARAMS = FILTER_VARS
 
 # Who may enter each app (conftest world).
 VIEWERS = {"dashboard": "sarah", "portal": "rita", "manage": "root"}
@@ -46,6 +49,8 @@ PARAMS = (
     "cursor",
     "trace",
     "format",
+    "resource_id",
+    "since",
 )
 HYPOTHESIS = settings(
     max_examples=40,
@@ -152,9 +157,6 @@ class Viewer:
             pairs += [("from", first.isoformat()), ("to", second.isoformat())]
         if export:
             pairs.append(("format", data.draw(st.sampled_from(["csv", "ndjson"]))))
-        # Parameters the screens do not know are ignored.
-        unknown = st.text(chars, min_size=1, max_size=12).filter(lambda k: k not in PARAMS)
-        pairs += data.draw(st.lists(st.tuples(unknown, nasty), max_size=3), label="unknown")
         return pairs
 
     def hostile_query(self, data) -> str:
@@ -250,8 +252,14 @@ def test_detail_of_any_id_is_200_in_scope_else_404(world, client, app):
     def run(entry_id, query, htmx):
         headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
         response = client.get(f"{viewer.url}/{quote(entry_id, safe='')}/?{query}", **headers)
-        expected = 200 if entry_id in viewer.visible_ids else 404
-        assert response.status_code == expected, (entry_id, response.status_code)
+        keys = set(QueryDict(query).keys())
+        if keys - set(DETAIL_PARAMS):
+            # Unknown parameters are a 400 whatever the id: it says nothing about the entry.
+            assert response.status_code == 400, (query, response.status_code)
+            assert "Unknown query parameter" in error_message(response.content.decode())
+        elif response.status_code != 400:
+            expected = 200 if entry_id in viewer.visible_ids else 404
+            assert response.status_code == expected, (entry_id, response.status_code)
         body = response.content.decode()
         for payload in XSS[:3]:
             assert payload not in body
@@ -263,9 +271,12 @@ def test_detail_of_any_id_is_200_in_scope_else_404(world, client, app):
 @pytest.mark.parametrize("endpoint", ("list", "export"))
 def test_nul_bytes_are_a_400_not_a_database_error(world, client, param, endpoint):
     """psycopg refuses NUL in a text parameter: it must never get that far."""
+    if endpoint == "export" and param == "since":
+        pytest.skip("the live tail's 'since' is a list parameter (unknown to the export)")
     client.force_login(world.users["root"])
     path = LIST_URLS["manage"] + ("/export" if endpoint == "export" else "")
-    response = client.get(f"{path}?format=csv&{param}=ab%00cd")
+    fmt = "format=csv&" if endpoint == "export" else ""
+    response = client.get(f"{path}?{fmt}{param}=ab%00cd")
     assert response.status_code == 400
     assert "control characters" in error_message(response.content.decode())
 
@@ -273,8 +284,11 @@ def test_nul_bytes_are_a_400_not_a_database_error(world, client, param, endpoint
 def test_nul_bytes_elsewhere(world, client):
     client.force_login(world.users["root"])
     url = LIST_URLS["manage"]
-    # In an unknown key or value: ignored.
-    assert client.get(f"{url}?x%00y=1&z=%00").status_code == 200
+    # In an unknown key: a 400 naming it (control characters shown as "?").
+    response = client.get(f"{url}?x%00y=1&z=%00")
+    assert response.status_code == 400
+    message = error_message(response.content.decode())
+    assert "Unknown query parameters 'x?y', 'z'" in message
     # In the export format: a 400 naming the formats.
     response = client.get(f"{url}/export?format=csv%00")
     assert response.status_code == 400

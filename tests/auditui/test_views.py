@@ -51,8 +51,9 @@ def test_list_fragments(world, client):
 def test_rows_show_tenant_platform_time_and_actor_icon(world, client):
     client.force_login(world.users["root"])
     html = client.get(f"{LIST_URLS['manage']}?range=all").content.decode()
-    assert '<span class="platform">Platform</span>' in html
-    assert '<td class="col-tenant">Acme</td>' in html or "Globex" in html
+    # Tenant cells are click-to-filter links; platform entries filter on tenant=platform.
+    assert re.search(r'<a class="filter-link platform" href="[^"]*tenant=platform[^"]*"', html)
+    assert re.search(r'<td class="col-tenant"><a class="filter-link" href="[^"]*tenant=acme', html)
     assert 'aria-label="Agent"' in html and 'aria-label="System"' in html
     assert 'aria-expanded="false"' in html and 'aria-controls="detail-row-' in html
     assert ' UTC" ' not in html or 'title="' in html
@@ -222,6 +223,8 @@ def test_markup_needs_no_unsafe_inline(world, client):
         "/",
         f"{LIST_URLS['manage']}?range=all",
         f"{LIST_URLS['manage']}/{entry.pk}/",
+        f"{LIST_URLS['manage']}/history?resource_type={entry.resource_type}"
+        f"&resource_id={entry.resource_id}",
         "/accounts/login/",
     ]
     for url in pages:
@@ -233,13 +236,28 @@ def test_markup_needs_no_unsafe_inline(world, client):
         assert '"allowEval":false' in html.replace("&quot;", '"')
 
 
-def test_option_tags_escape_values_label_non_humans_and_mark_the_selected_one():
-    from auditui.templatetags.audit_tags import actor_options, select_options
+def test_option_templates_escape_values_label_and_mark_the_selected_one():
+    from auditui.templatetags.audit_tags import render_fragment
 
-    assert actor_options([("a&1", "<Sam>", "human"), ("bot", "Planner", "agent")], "bot") == (
-        '<option value="a&amp;1">&lt;Sam&gt;</option>'
-        '<option value="bot" selected>Planner (agent)</option>'
+    html = render_fragment(
+        "auditui/_actor_options.jinja",
+        {
+            "options": [
+                ("a&1", "<Sam> · Acme", "acme", False),
+                ("bot", "Planner (agent)", "x", True),
+            ],
+            "selected": "bot",
+        },
     )
-    assert select_options(["x", ("7d", "Last 7 days")], "7d") == (
+    assert html.strip() == (
+        '<option value="a&amp;1" data-tenants="acme">&lt;Sam&gt; · Acme</option>'
+        '<option value="bot" data-tenants="x" hidden selected>Planner (agent)</option>'
+    )
+    html = render_fragment(
+        "auditui/_options.jinja",
+        {"choices": [("x", "x"), ("7d", "Last 7 days"), ('"><b>', "<b>")], "selected": "7d"},
+    )
+    assert html.strip() == (
         '<option value="x">x</option><option value="7d" selected>Last 7 days</option>'
+        '<option value="&#34;&gt;&lt;b&gt;">&lt;b&gt;</option>'
     )

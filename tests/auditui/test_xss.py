@@ -15,6 +15,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.utils.http import urlencode
 
 from auditui.query import encode_cursor
 from tests.auditui.helpers import LIST_URLS, ndjson_records, row_ids, streamed
@@ -142,3 +143,30 @@ def test_export_carries_payloads_as_data_with_download_headers(world, hostile, c
         assert rows["broken"]["description"] == BROKEN
         assert rows["script"]["actorName"] == SCRIPT
         assert json.loads(rows["script"]["before"])["nested"][SVG] == [BROKEN, JS_URL]
+
+
+@pytest.mark.parametrize("app", VIEWERS)
+def test_history_and_live_tail_escape_entry_data(world, hostile, client, app, settings):
+    """A resource's history (page and later steps) and the live tail's rows."""
+    # The hostile entries are stamped 5 minutes ahead: let the tail reach them.
+    settings.DMOBS_LIVE_TAIL_SETTLE_SECONDS = -600
+    user, names = VIEWERS[app]
+    client.force_login(world.users[user])
+    for entry in seen(names, hostile):
+        if entry.resource_name == "long":
+            continue  # 100,000 characters: the detail tests cover its escaping
+        query = urlencode({"resource_type": entry.resource_type, "resource_id": entry.resource_id})
+        for headers, fragment in (({}, False), ({"HTTP_HX_REQUEST": "true"}, True)):
+            response = client.get(f"{LIST_URLS[app]}/history?{query}", **headers)
+            if response.status_code == 400:
+                # A hostile resource type is not a name: refused, and the message is inert.
+                assert_inert(response.content.decode(), fragment=fragment)
+                continue
+            assert response.status_code == 200, (entry.resource_name, response.status_code)
+            text = assert_inert(response.content.decode(), fragment=fragment).all_text()
+            assert entry.description in text
+    oldest = min(e.created_at for e in hostile.entries)
+    since = encode_cursor(oldest - timedelta(seconds=1), "0" * 24)
+    rows = client.get(f"{LIST_URLS[app]}?range=all&since={since}", HTTP_HX_REQUEST="true")
+    assert {e.pk for e in seen(names, hostile)} <= set(row_ids(rows))
+    assert_inert(rows.content.decode(), fragment=True)

@@ -39,7 +39,7 @@ def test_rita_filters_expands_loads_more_and_reloads(page, browser_world):
     assert len(first_page) == 50
 
     # Expand the first row: the detail with its diff appears in place.
-    link = page.locator("tr.entry a.expand").first
+    link = page.locator("tr.entry .expand").first
     assert link.get_attribute("aria-expanded") == "false"
     link.click()
     detail = page.locator(f"#{link.get_attribute('aria-controls')}")
@@ -51,7 +51,7 @@ def test_rita_filters_expands_loads_more_and_reloads(page, browser_world):
     assert "sk-test" not in detail.inner_text()
     assert detail.get_by_role("link", name="Open trace").count() == 1
 
-    # From the keyboard: Enter on the focused link collapses and expands again.
+    # From the keyboard: Enter on the focused button collapses and expands again.
     link.focus()
     page.keyboard.press("Enter")
     page.wait_for_function(
@@ -98,10 +98,10 @@ def test_sarah_sees_the_dashboard(page, browser_world):
     names = page.locator("tr.entry .actor-name").all_inner_texts()
     assert names and set(names) == {"Sarah Admin"}
 
-    page.locator("tr.entry a.expand").first.click()
+    page.locator("tr.entry .expand").first.click()
     page.locator("tr.detail-row:not([hidden]) .entry-detail").wait_for()
     # The row's own page is the same content without JavaScript.
-    href = page.locator("tr.entry a.expand").first.get_attribute("href")
+    href = page.locator("tr.entry a.permalink").first.get_attribute("href")
     page.goto(href)
     assert page.locator("h1").inner_text() == "Audit entry"
     assert page.locator(".entry-detail table.diff").count() >= 1

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db.models import Count
+from django.utils.http import urlencode
 
+from dmobs.models import AuditLog, Tenant
 from tests.browser.conftest import sign_in
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -29,29 +32,56 @@ def demo_data(transactional_db):
 def test_screenshots(browser, live_server, demo_data):
     out = Path(os.environ["DMOBS_SCREENSHOTS_DIR"])
     out.mkdir(parents=True, exist_ok=True)
+    # The resource with the longest history among rita's entries (with diffs).
+    busiest = (
+        AuditLog.objects.filter(
+            tenant_id__in=[t.ref_id for t in Tenant.objects.filter(slug__in=["acme", "globex"])],
+            actor_type__in=["human", "agent"],
+            after__isnull=False,
+        )
+        .values("resource_type", "resource_id")
+        .annotate(n=Count("id"))
+        .order_by("-n", "resource_type", "resource_id")
+        .first()
+    )
+    history = "/portal/audit/history?" + urlencode(
+        {"resource_type": busiest["resource_type"], "resource_id": busiest["resource_id"]}
+    )
+    expanded = "/portal/audit?tenant=globex&actor_type=human"
     shots = [
-        ("sarah", "/dashboard/settings/audit-log", "dashboard.png", False),
-        ("rita", "/portal/audit", "portal.png", False),
-        ("root", "/manage/audit", "manage.png", False),
-        ("rita", "/portal/audit?tenant=globex&actor_type=human", "expanded-row.png", True),
+        ("sarah", "/dashboard/settings/audit-log", "dashboard.png", False, 1280),
+        ("rita", "/portal/audit", "portal.png", False, 1280),
+        ("root", "/manage/audit", "manage.png", False, 1280),
+        ("rita", expanded, "expanded-row.png", True, 1280),
+        ("rita", expanded, "expanded-row-390.png", True, 390),
+        ("rita", history, "resource-history.png", False, 1280),
     ]
-    for username, path, name, expand in shots:
+    for username, path, name, expand, width in shots:
         context = browser.new_context(
-            base_url=live_server.url, viewport={"width": 1280, "height": 860}
+            base_url=live_server.url, viewport={"width": width, "height": 860}
         )
         page = context.new_page()
-        sign_in(page, username, path.split("?")[0], DEMO_PASSWORD)
+        sign_in(
+            page,
+            username,
+            "/portal/audit" if "history" in path else path.split("?")[0],
+            DEMO_PASSWORD,
+        )
         page.goto(path)
         if expand:
-            link = page.locator("tr.entry a.expand").nth(1)
+            link = page.locator("tr.entry .expand").nth(1)
             link.click()
             page.locator(f"#{link.get_attribute('aria-controls')} table.diff").first.wait_for()
-            # Scroll so the expanded row and its diff fill the picture.
+            # Scroll so the expanded row and its diff fill the picture (on a phone:
+            # the diff from its heading).
             page.evaluate(
-                "id => window.scrollTo(0, document.getElementById(id).previousElementSibling"
-                ".getBoundingClientRect().top + window.scrollY - 16)",
-                link.get_attribute("aria-controls"),
+                """([id, phone]) => {
+                  const row = document.getElementById(id);
+                  const top = phone ? row.querySelector(".detail-h") : row.previousElementSibling;
+                  window.scrollTo(0, top.getBoundingClientRect().top + window.scrollY - 16);
+                }""",
+                [link.get_attribute("aria-controls"), width < 600],
             )
         page.screenshot(path=str(out / name))
         context.close()
-    assert sorted(p.name for p in out.glob("*.png")) >= sorted(s[2] for s in shots)
+    assert {s[2] for s in shots} <= {p.name for p in out.glob("*.png")}

@@ -105,11 +105,12 @@ def expand_every_hostile_row(page, seen, entries) -> None:
             # Known limit: laying out the expanded 100,000-character values takes this
             # Chromium minutes. The row shows a shortened description and links to
             # its detail; the server-side tests check the full text is escaped.
-            link = row.locator("a.expand")
-            assert link.get_attribute("href").endswith(f"/{entry.pk}/")
+            link = row.locator(".expand")
+            assert row.locator("a.permalink").get_attribute("href").endswith(f"/{entry.pk}/")
+            assert link.get_attribute("hx-get").endswith(f"/{entry.pk}/")
             assert len(link.inner_text()) < 400
             continue
-        link = row.locator("a.expand")
+        link = row.locator(".expand")
         link.click()
         detail = page.locator(f"#detail-row-{entry.pk} .entry-detail")
         detail.wait_for()
@@ -128,7 +129,7 @@ def expand_every_hostile_row(page, seen, entries) -> None:
 def check_rtl_row(page, entry) -> None:
     """The action tag stays after the description: an RTL override in the data is isolated."""
     row = page.locator(f"#entry-{entry.pk}")
-    link_box = row.locator("a.expand").bounding_box()
+    link_box = row.locator(".expand").bounding_box()
     tag_box = row.locator(".tag").bounding_box()
     assert tag_box["x"] >= link_box["x"], (link_box, tag_box)
 
@@ -157,5 +158,5 @@ def test_payloads_are_inert_without_any_csp(bare_page, hostile_world):
     visible = [e for e in hostile.entries if e.resource_name != "tenant"]
     expand_every_hostile_row(page, seen, visible)
     # Hovering the row whose data tried an onmouseover attribute runs nothing either.
-    page.locator(f"#entry-{hostile.named('attr').pk} a.expand").hover()
+    page.locator(f"#entry-{hostile.named('attr').pk} .expand").hover()
     assert_clean(page, seen)
