@@ -43,6 +43,10 @@ LOKI = model.DataSourceRef(type_val="loki", uid="loki")
 TEMPO = model.DataSourceRef(type_val="tempo", uid="tempo")
 
 JOB = 'job=~"$job"'
+# Uptime per service: the blackbox exporter's probes (ops/prometheus/blackbox.yml)
+# of the seed's four services, each a `service` label of the probe jobs.
+UPTIME_JOBS = 'job=~"uptime|uptime-api"'
+UPTIME_SERVICES = ("API", "Dashboard", "DM Portal", "Manage")
 
 Queries = list[tuple[str, str]]
 Steps = list[tuple[float | None, str]]
@@ -312,6 +316,19 @@ def system_health() -> sdk.Dashboard:
     # Probes and scrapes (answered every few seconds) are left out of the 5xx share.
     served = 'route!~"healthz|readyz|metrics"'
     panels = [
+        lay.row("Uptime"),
+        *[
+            stat(
+                lay,
+                service,
+                [(f'min(probe_success{{{UPTIME_JOBS}, service="{service}"}})', service)],
+                description=f"The blackbox exporter's probe of {service}'s health URL "
+                "(ops/prometheus/prometheus.yml): green when it answers, red when not.",
+                thresholds=[(None, "red"), (1, "green")],
+                mappings=up_down(),
+            )
+            for service in UPTIME_SERVICES
+        ],
         lay.row("Service"),
         stat(
             lay,
