@@ -1,10 +1,12 @@
 """Writes the Grafana dashboards of dmobs as JSON into ops/grafana/dashboards/.
 
-The dashboards are code: edit this file and run ``make dashboards`` (the test
-suite fails when the committed JSON differs from what this file writes). Every
-Prometheus expression here is evaluated against a real Prometheus in
-tests/ops/test_prometheus.py; the metric names are the contract in
-docs/METRICS.md.
+The dashboards are code, built with Grafana's own typed SDK
+(``grafana-foundation-sdk``, pinned in requirements-dev.txt to the build for
+the Grafana that docker-compose.yml runs): edit this file and run
+``make dashboards`` (the test suite fails when the committed JSON differs from
+what this file writes). Every Prometheus expression here is evaluated against a
+real Prometheus in tests/ops/test_prometheus.py; the metric names are the
+contract in docs/METRICS.md.
 
 Grafana variables used in expressions: ``$job`` (a dashboard variable) and
 ``$__rate_interval``.
@@ -16,17 +18,45 @@ import json
 import sys
 from pathlib import Path
 
+from grafana_foundation_sdk.builders import bargauge as sdk_bargauge
+from grafana_foundation_sdk.builders import common as sdk_common
+from grafana_foundation_sdk.builders import dashboard as sdk
+from grafana_foundation_sdk.builders import logs as sdk_logs
+from grafana_foundation_sdk.builders import loki as sdk_loki
+from grafana_foundation_sdk.builders import piechart as sdk_piechart
+from grafana_foundation_sdk.builders import prometheus as sdk_prometheus
+from grafana_foundation_sdk.builders import stat as sdk_stat
+from grafana_foundation_sdk.builders import table as sdk_table
+from grafana_foundation_sdk.builders import timeseries as sdk_timeseries
+from grafana_foundation_sdk.cog.builder import Builder
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_model
+from grafana_foundation_sdk.models import dashboard as model
+from grafana_foundation_sdk.models import piechart as piechart_model
+from grafana_foundation_sdk.models import prometheus as prometheus_model
+
 OUT = Path(__file__).resolve().parent / "dashboards"
 
-PROM = {"type": "prometheus", "uid": "prometheus"}
-LOKI = {"type": "loki", "uid": "loki"}
-TEMPO = {"type": "tempo", "uid": "tempo"}
+# The data sources' fixed uids (provisioning/datasources/datasources.yaml).
+PROM = model.DataSourceRef(type_val="prometheus", uid="prometheus")
+LOKI = model.DataSourceRef(type_val="loki", uid="loki")
+TEMPO = model.DataSourceRef(type_val="tempo", uid="tempo")
 
 JOB = 'job=~"$job"'
+# Uptime per service: the blackbox exporter's probes (ops/prometheus/blackbox.yml)
+# of the seed's four services, each a `service` label of the probe jobs.
+UPTIME_JOBS = 'job=~"uptime|uptime-api"'
+UPTIME_SERVICES = ("API", "Dashboard", "DM Portal", "Manage")
+
+Queries = list[tuple[str, str]]
+Steps = list[tuple[float | None, str]]
 
 
 class Layout:
-    """Places panels left to right in rows of 24 grid units."""
+    """Places panels left to right in rows of 24 grid units and numbers them.
+
+    The SDK can place panels itself, but it lets a panel run past the right
+    edge; this wraps first, so every panel keeps the place it always had."""
 
     def __init__(self) -> None:
         self.x = 0
@@ -34,247 +64,271 @@ class Layout:
         self.row_height = 0
         self.next_id = 1
 
-    def place(self, width: int, height: int) -> dict:
+    def place(self, width: int, height: int) -> model.GridPos:
         if self.x + width > 24:
             self.x = 0
             self.y += self.row_height
             self.row_height = 0
-        pos = {"x": self.x, "y": self.y, "w": width, "h": height}
+        pos = model.GridPos(x=self.x, y=self.y, w=width, h=height)
         self.x += width
         self.row_height = max(self.row_height, height)
         return pos
 
-    def row(self, title: str) -> dict:
+    def row(self, title: str) -> sdk.Row:
         if self.x:
             self.y += self.row_height
         self.x, self.row_height = 0, 0
-        panel = {
-            "type": "row",
-            "title": title,
-            "id": self.take_id(),
-            "collapsed": False,
-            "gridPos": {"x": 0, "y": self.y, "w": 24, "h": 1},
-            "panels": [],
-        }
+        row = (
+            sdk.Row(title)
+            .id(self.take_id())
+            .collapsed(False)
+            .grid_pos(model.GridPos(x=0, y=self.y, w=24, h=1))
+        )
         self.y += 1
-        return panel
+        return row
 
     def take_id(self) -> int:
         self.next_id += 1
         return self.next_id - 1
 
 
-def target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False) -> dict:
-    return {
-        "datasource": PROM,
-        "refId": ref,
-        "expr": expr,
-        "legendFormat": legend or "__auto",
-        "range": not instant,
-        "instant": instant,
-    }
+def target(
+    expr: str, legend: str = "", ref: str = "A", *, instant: bool = False
+) -> sdk_prometheus.Dataquery:
+    query = (
+        sdk_prometheus.Dataquery()
+        .datasource(PROM)
+        .ref_id(ref)
+        .expr(expr)
+        .legend_format(legend or "__auto")
+    )
+    return query.instant() if instant else query.range()
 
 
-def _targets(queries: list[tuple[str, str]], instant: bool = False) -> list[dict]:
+def _targets(queries: Queries, instant: bool = False) -> list[sdk_prometheus.Dataquery]:
     return [
         target(expr, legend, chr(ord("A") + i), instant=instant)
         for i, (expr, legend) in enumerate(queries)
     ]
 
 
+def _thresholds(steps: Steps) -> sdk.ThresholdsConfig:
+    return (
+        sdk.ThresholdsConfig()
+        .mode(model.ThresholdsMode.ABSOLUTE)
+        .steps([model.Threshold(value=value, color=color) for value, color in steps])
+    )
+
+
+def _last_value() -> sdk_common.ReduceDataOptions:
+    return sdk_common.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
+
+
+def _common(panel, layout: Layout, title: str, description: str, width: int, height: int):
+    return (
+        panel.id(layout.take_id())
+        .title(title)
+        .description(description)
+        .grid_pos(layout.place(width, height))
+        .datasource(PROM)
+    )
+
+
 def timeseries(
     layout: Layout,
     title: str,
-    queries: list[tuple[str, str]],
+    queries: Queries,
     *,
     unit: str = "short",
     description: str = "",
     width: int = 12,
     height: int = 8,
     stack: bool = False,
-) -> dict:
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": PROM,
-        "targets": _targets(queries),
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "custom": {
-                    "drawStyle": "line",
-                    "lineWidth": 1,
-                    "fillOpacity": 15 if stack else 0,
-                    "stacking": {"mode": "normal" if stack else "none", "group": "A"},
-                    "showPoints": "never",
-                },
-            },
-            "overrides": [],
-        },
-        "options": {
-            "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["mean", "max"]},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-    }
+    exemplars: bool = False,
+) -> sdk_timeseries.Panel:
+    """``exemplars`` shows the histogram's exemplars (trace ids) on the panel:
+    a click on a latency spike opens the trace that caused it (Prometheus data
+    source -> Tempo, see provisioning/datasources)."""
+    targets = _targets(queries)
+    if exemplars:
+        targets = [t.exemplar(True) for t in targets]
+    stacking = common_model.StackingMode.NORMAL if stack else common_model.StackingMode.NONE
+    return (
+        _common(sdk_timeseries.Panel(), layout, title, description, width, height)
+        .targets(targets)
+        .unit(unit)
+        .draw_style(common_model.GraphDrawStyle.LINE)
+        .line_width(1)
+        .fill_opacity(15 if stack else 0)
+        .stacking(sdk_common.StackingConfig().mode(stacking).group("A"))
+        .show_points(common_model.VisibilityMode.NEVER)
+        .legend(
+            sdk_common.VizLegendOptions()
+            .display_mode(common_model.LegendDisplayMode.TABLE)
+            .placement(common_model.LegendPlacement.BOTTOM)
+            .calcs(["mean", "max"])
+        )
+        .tooltip(
+            sdk_common.VizTooltipOptions()
+            .mode(common_model.TooltipDisplayMode.MULTI)
+            .sort(common_model.SortOrder.DESCENDING)
+        )
+    )
 
 
 def stat(
     layout: Layout,
     title: str,
-    queries: list[tuple[str, str]],
+    queries: Queries,
     *,
     unit: str = "short",
     description: str = "",
     width: int = 6,
     height: int = 4,
-    thresholds: list[tuple[float | None, str]] | None = None,
-    mappings: list[dict] | None = None,
-) -> dict:
-    steps = [{"value": value, "color": color} for value, color in (thresholds or [(None, "green")])]
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": PROM,
-        "targets": _targets(queries, instant=True),
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "thresholds": {"mode": "absolute", "steps": steps},
-                "mappings": mappings or [],
-            },
-            "overrides": [],
-        },
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "background",
-            "graphMode": "none",
-            "textMode": "auto",
-        },
-    }
+    thresholds: Steps | None = None,
+    mappings: list[model.ValueMapping] | None = None,
+) -> sdk_stat.Panel:
+    return (
+        _common(sdk_stat.Panel(), layout, title, description, width, height)
+        .targets(_targets(queries, instant=True))
+        .unit(unit)
+        .thresholds(_thresholds(thresholds or [(None, "green")]))
+        .mappings(mappings or [])
+        .reduce_options(_last_value())
+        .color_mode(common_model.BigValueColorMode.BACKGROUND)
+        .graph_mode(common_model.BigValueGraphMode.NONE)
+        .text_mode(common_model.BigValueTextMode.AUTO)
+    )
+
+
+def up_down() -> list[model.ValueMapping]:
+    """Shows 0 as DOWN and 1 as UP."""
+    return [
+        model.ValueMap(
+            options={
+                "0": model.ValueMappingResult(text="DOWN"),
+                "1": model.ValueMappingResult(text="UP"),
+            }
+        )
+    ]
 
 
 def table(
     layout: Layout,
     title: str,
-    queries: list[tuple[str, str]],
+    queries: Queries,
     *,
     description: str = "",
     width: int = 12,
     height: int = 8,
     unit: str = "short",
-) -> dict:
-    return {
-        "type": "table",
-        "title": title,
-        "description": description,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": PROM,
-        "targets": [{**t, "format": "table"} for t in _targets(queries, instant=True)],
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "transformations": [{"id": "merge", "options": {}}],
-        "options": {"showHeader": True},
-    }
+) -> sdk_table.Panel:
+    return (
+        _common(sdk_table.Panel(), layout, title, description, width, height)
+        .targets(
+            [t.format(prometheus_model.PromQueryFormat.TABLE) for t in _targets(queries, True)]
+        )
+        .unit(unit)
+        .with_transformation(model.DataTransformerConfig(id_val="merge", options={}))
+        .show_header(True)
+    )
 
 
-def logs(layout: Layout, title: str, expr: str, *, width: int = 24, height: int = 10) -> dict:
-    return {
-        "type": "logs",
-        "title": title,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": LOKI,
-        "targets": [{"datasource": LOKI, "refId": "A", "expr": expr, "queryType": "range"}],
-        "options": {
-            "showTime": True,
-            "wrapLogMessage": True,
-            "enableLogDetails": True,
-            "sortOrder": "Descending",
-        },
-    }
+def logs(
+    layout: Layout, title: str, expr: str, *, width: int = 24, height: int = 10
+) -> sdk_logs.Panel:
+    query = sdk_loki.Dataquery().datasource(LOKI).ref_id("A").expr(expr).query_type("range")
+    return (
+        sdk_logs.Panel()
+        .id(layout.take_id())
+        .title(title)
+        .grid_pos(layout.place(width, height))
+        .datasource(LOKI)
+        .with_target(query)
+        .show_time(True)
+        .wrap_log_message(True)
+        .enable_log_details(True)
+        .sort_order(common_model.LogsSortOrder.DESCENDING)
+    )
 
 
-def job_variable() -> dict:
-    return {
-        "name": "job",
-        "label": "Service",
-        "type": "query",
-        "datasource": PROM,
-        "query": {"query": "label_values(up, job)", "refId": "job"},
-        "definition": "label_values(up, job)",
-        "includeAll": True,
-        "multi": True,
-        "allValue": ".+",
-        "current": {"text": "All", "value": "$__all"},
-        "refresh": 2,
-        "sort": 1,
-    }
+def job_variable() -> sdk.QueryVariable:
+    return (
+        sdk.QueryVariable("job")
+        .label("Service")
+        .datasource(PROM)
+        .query({"query": "label_values(up, job)", "refId": "job"})
+        .include_all(True)
+        .multi(True)
+        .all_value(".+")
+        .current(model.VariableOption(text="All", value="$__all"))
+        .refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(model.VariableSort.ALPHABETICAL_ASC)
+    )
 
 
 def dashboard(
     uid: str,
     title: str,
     description: str,
-    panels: list[dict],
+    panels: list[Builder],
     *,
     tags: list[str],
-    variables: list[dict] | None = None,
-) -> dict:
-    return {
-        "uid": uid,
-        "title": title,
-        "description": description,
-        "tags": ["dmobs", *tags],
-        "timezone": "utc",
-        "editable": False,
-        "graphTooltip": 1,
-        "schemaVersion": 39,
-        "version": 1,
-        "refresh": "30s",
-        "time": {"from": "now-6h", "to": "now"},
-        "templating": {"list": variables or []},
-        "annotations": {"list": []},
-        "links": [
-            {
-                "type": "dashboards",
-                "tags": ["dmobs"],
-                "asDropdown": True,
-                "title": "dmobs dashboards",
-                "includeVars": False,
-                "keepTime": True,
-            }
-        ],
-        "panels": panels,
-    }
+    variables: list[sdk.QueryVariable] | None = None,
+) -> sdk.Dashboard:
+    board = (
+        sdk.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["dmobs", *tags])
+        .timezone("utc")
+        .readonly()
+        .tooltip(model.DashboardCursorSync.CROSSHAIR)
+        .version(1)
+        .refresh("30s")
+        .time("now-6h", "now")
+        .variables(variables or [])
+        .link(
+            sdk.DashboardLink("dmobs dashboards")
+            .type(model.DashboardLinkType.DASHBOARDS)
+            .tags(["dmobs"])
+            .as_dropdown(True)
+            .include_vars(False)
+            .keep_time(True)
+        )
+    )
+    for panel in panels:
+        if isinstance(panel, sdk.Row):
+            board.with_row(panel)
+        else:
+            board.with_panel(panel)
+    return board
 
 
 # --- System Health -------------------------------------------------------------------
 
 
-def with_exemplars(panel: dict) -> dict:
-    """Show the histogram's exemplars (trace ids) on the panel: a click on a
-    latency spike opens the trace that caused it (Prometheus data source ->
-    Tempo, see provisioning/datasources)."""
-    for t in panel["targets"]:
-        t["exemplar"] = True
-    return panel
-
-
-def system_health() -> dict:
+def system_health() -> sdk.Dashboard:
     lay = Layout()
-    ok_down = [{"type": "value", "options": {"0": {"text": "DOWN"}, "1": {"text": "UP"}}}]
     # Counted by the outermost middleware: a 500 made by any layer is here.
     responses = "dmobs_http_responses_total"
     latency = "dmobs_http_request_duration_seconds_bucket"
     # Probes and scrapes (answered every few seconds) are left out of the 5xx share.
     served = 'route!~"healthz|readyz|metrics"'
     panels = [
+        lay.row("Uptime"),
+        *[
+            stat(
+                lay,
+                service,
+                [(f'min(probe_success{{{UPTIME_JOBS}, service="{service}"}})', service)],
+                description=f"The blackbox exporter's probe of {service}'s health URL "
+                "(ops/prometheus/prometheus.yml): green when it answers, red when not.",
+                thresholds=[(None, "red"), (1, "green")],
+                mappings=up_down(),
+            )
+            for service in UPTIME_SERVICES
+        ],
         lay.row("Service"),
         stat(
             lay,
@@ -282,7 +336,7 @@ def system_health() -> dict:
             [(f"min by (job) (up{{{JOB}}})", "{{job}}")],
             description="1 when Prometheus could scrape every target of the service.",
             thresholds=[(None, "red"), (1, "green")],
-            mappings=ok_down,
+            mappings=up_down(),
         ),
         stat(
             lay,
@@ -331,50 +385,44 @@ def system_health() -> dict:
             unit="reqps",
             stack=True,
         ),
-        with_exemplars(
-            timeseries(
-                lay,
-                "Latency p50 per route",
-                [
-                    (
-                        f"histogram_quantile(0.50, sum by (le, route) "
-                        f"(rate({latency}{{{JOB}}}[5m])))",
-                        "{{route}}",
-                    )
-                ],
-                unit="s",
-                width=8,
-            )
+        timeseries(
+            lay,
+            "Latency p50 per route",
+            [
+                (
+                    f"histogram_quantile(0.50, sum by (le, route) (rate({latency}{{{JOB}}}[5m])))",
+                    "{{route}}",
+                )
+            ],
+            unit="s",
+            width=8,
+            exemplars=True,
         ),
-        with_exemplars(
-            timeseries(
-                lay,
-                "Latency p95 per route",
-                [
-                    (
-                        f"histogram_quantile(0.95, sum by (le, route) "
-                        f"(rate({latency}{{{JOB}}}[5m])))",
-                        "{{route}}",
-                    )
-                ],
-                unit="s",
-                width=8,
-            )
+        timeseries(
+            lay,
+            "Latency p95 per route",
+            [
+                (
+                    f"histogram_quantile(0.95, sum by (le, route) (rate({latency}{{{JOB}}}[5m])))",
+                    "{{route}}",
+                )
+            ],
+            unit="s",
+            width=8,
+            exemplars=True,
         ),
-        with_exemplars(
-            timeseries(
-                lay,
-                "Latency p99 per route",
-                [
-                    (
-                        f"histogram_quantile(0.99, sum by (le, route) "
-                        f"(rate({latency}{{{JOB}}}[5m])))",
-                        "{{route}}",
-                    )
-                ],
-                unit="s",
-                width=8,
-            )
+        timeseries(
+            lay,
+            "Latency p99 per route",
+            [
+                (
+                    f"histogram_quantile(0.99, sum by (le, route) (rate({latency}{{{JOB}}}[5m])))",
+                    "{{route}}",
+                )
+            ],
+            unit="s",
+            width=8,
+            exemplars=True,
         ),
         timeseries(
             lay,
@@ -504,7 +552,7 @@ def system_health() -> dict:
 # --- Audit activity --------------------------------------------------------------------
 
 
-def audit_activity() -> dict:
+def audit_activity() -> sdk.Dashboard:
     lay = Layout()
     act = "dmobs_audit_activity_total"
     by_tenant = "dmobs_audit_activity_by_tenant_total"
@@ -648,64 +696,52 @@ def with_slug(expr: str) -> str:
 def piechart(
     layout: Layout,
     title: str,
-    queries: list[tuple[str, str]],
+    queries: Queries,
     *,
     unit: str = "short",
     description: str = "",
     width: int = 8,
     height: int = 8,
-) -> dict:
-    return {
-        "type": "piechart",
-        "title": title,
-        "description": description,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": PROM,
-        "targets": _targets(queries, instant=True),
-        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "pieType": "donut",
-            "legend": {"displayMode": "table", "placement": "right", "values": ["percent"]},
-        },
-    }
+) -> sdk_piechart.Panel:
+    return (
+        _common(sdk_piechart.Panel(), layout, title, description, width, height)
+        .targets(_targets(queries, instant=True))
+        .unit(unit)
+        .reduce_options(_last_value())
+        .pie_type(piechart_model.PieChartType.DONUT)
+        .legend(
+            sdk_piechart.PieChartLegendOptions()
+            .display_mode(common_model.LegendDisplayMode.TABLE)
+            .placement(common_model.LegendPlacement.RIGHT)
+            .values([piechart_model.PieChartLegendValues.PERCENT])
+        )
+    )
 
 
 def bargauge(
     layout: Layout,
     title: str,
-    queries: list[tuple[str, str]],
+    queries: Queries,
     *,
     unit: str = "short",
     description: str = "",
     width: int = 8,
     height: int = 8,
-    thresholds: list[tuple[float | None, str]] | None = None,
-) -> dict:
-    steps = [{"value": v, "color": c} for v, c in (thresholds or [(None, "blue")])]
-    return {
-        "type": "bargauge",
-        "title": title,
-        "description": description,
-        "id": layout.take_id(),
-        "gridPos": layout.place(width, height),
-        "datasource": PROM,
-        "targets": _targets(queries, instant=True),
-        "fieldConfig": {
-            "defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}},
-            "overrides": [],
-        },
-        "options": {
-            "orientation": "horizontal",
-            "displayMode": "basic",
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "showUnfilled": True,
-        },
-    }
+    thresholds: Steps | None = None,
+) -> sdk_bargauge.Panel:
+    return (
+        _common(sdk_bargauge.Panel(), layout, title, description, width, height)
+        .targets(_targets(queries, instant=True))
+        .unit(unit)
+        .thresholds(_thresholds(thresholds or [(None, "blue")]))
+        .orientation(common_model.VizOrientation.HORIZONTAL)
+        .display_mode(common_model.BarGaugeDisplayMode.BASIC)
+        .reduce_options(_last_value())
+        .show_unfilled(True)
+    )
 
 
-def llm_cost() -> dict:
+def llm_cost() -> sdk.Dashboard:
     lay = Layout()
     month = "dmobs_llm_cost_usd_total"
     today = "dmobs_llm_cost_today_usd"
@@ -811,6 +847,7 @@ def llm_cost() -> dict:
             description="USD per hour. Each point's exemplar is the trace id of that series' "
             "most expensive call today: click it to open the agent run in Tempo.",
             width=12,
+            exemplars=True,
         ),
         table(
             lay,
@@ -824,10 +861,6 @@ def llm_cost() -> dict:
             width=12,
         ),
     ]
-    for panel in panels:
-        if panel.get("title", "").startswith("Spend rate by model"):
-            for t in panel["targets"]:
-                t["exemplar"] = True
     return dashboard(
         "dm-llm-cost",
         "LLM Cost",
@@ -838,7 +871,7 @@ def llm_cost() -> dict:
     )
 
 
-def activity_pipeline() -> dict:
+def activity_pipeline() -> sdk.Dashboard:
     lay = Layout()
     runs = "dmobs_activity_runs_24h"
     dur_sum = "dmobs_activity_pipeline_duration_seconds_sum"
@@ -949,7 +982,7 @@ def activity_pipeline() -> dict:
     )
 
 
-def tenant_health() -> dict:
+def tenant_health() -> sdk.Dashboard:
     lay = Layout()
     spent, cap = "dmobs_tenant_spend_month_usd", "dmobs_tenant_spend_cap_usd"
     projected = "dmobs_tenant_spend_projected_month_usd"
@@ -1039,8 +1072,14 @@ DASHBOARDS = {
 }
 
 
+def to_json(board: sdk.Dashboard) -> str:
+    """The dashboard as the SDK encodes it, indented for readable diffs."""
+    encoded = JSONEncoder(sort_keys=True).encode(board.build())
+    return json.dumps(json.loads(encoded), indent=2) + "\n"
+
+
 def render_all() -> dict[str, str]:
-    return {name: json.dumps(build(), indent=2) + "\n" for name, build in DASHBOARDS.items()}
+    return {name: to_json(build()) for name, build in DASHBOARDS.items()}
 
 
 def main() -> int:

@@ -6,7 +6,10 @@ Grafana cannot run here, so this draws the same panels another honest way:
 1. a fresh SQLite database with ``seed_demo``, and demo jobs in BullMQ queues
    made by the real bullmq package (a key prefix of its own, removed after);
 2. the app (``manage.py runserver``) and Debian's Prometheus scraping its
-   ``/metrics`` and ``/metrics/platform`` for a minute, with some traffic;
+   ``/metrics`` and ``/metrics/platform`` for a minute, with some traffic, and
+   the uptime probes of ops/prometheus/prometheus.yml through Debian's blackbox
+   exporter: the three apps' ``/readyz`` on this app, the platform API a local
+   stand-in answering 200 (the demo runs no API);
 3. every Prometheus target of each dashboard's JSON file, sent as Grafana
    would send it (range queries for time series, instant queries for stats,
    tables, bar gauges and pie charts);
@@ -325,12 +328,69 @@ svg text {{ fill: #ccccdc; font-size: 11px; }} .grid {{ stroke: #2c3235; }}
 <header>{title} <small>{note}</small></header><main>{blocks}</main></body></html>"""
 
 
+class ApiStandIn:
+    """Stands for the platform API in the demo: 200 on /health."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 - http.server's naming
+                self.send_response(200 if self.path == "/health" else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def terminate(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def wait(self, timeout: float) -> None:
+        pass
+
+
+def probe_jobs(blackbox: str, app: str, api_url: str, tmp: Path) -> list[dict]:
+    """The committed uptime jobs, their addresses pointed at this run's servers."""
+    from ruamel.yaml import YAML
+
+    config = YAML(typ="safe").load((ROOT / "ops" / "prometheus" / "prometheus.yml").read_text())
+    jobs = [
+        json.loads(json.dumps(job))  # one copy each: they share a YAML anchor
+        for job in config["scrape_configs"]
+        if job["job_name"] in ("uptime", "uptime-api")
+    ]
+    for job in jobs:
+        job["scrape_interval"] = job["scrape_timeout"] = "2s"
+        for rule in job["relabel_configs"]:
+            if rule.get("target_label") == "__address__":
+                rule["replacement"] = blackbox
+        for group in job.get("static_configs", []):
+            group["targets"] = [f"http://{app}/readyz"]
+        if "file_sd_configs" in job:
+            targets = tmp / "api-targets.json"
+            targets.write_text(json.dumps([{"targets": [api_url], "labels": {"service": "API"}}]))
+            job["file_sd_configs"] = [{"files": [str(targets)]}]
+    return jobs
+
+
 def main() -> int:
     prometheus = shutil.which("prometheus")
+    blackbox = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
     node = shutil.which("node")
     chromium = shutil.which("chromium")
-    if not (prometheus and node and chromium):
-        print("render_panels: needs prometheus, node and chromium on PATH", file=sys.stderr)
+    if not (prometheus and node and chromium and blackbox):
+        print(
+            "render_panels: needs prometheus, prometheus-blackbox-exporter, node and "
+            "chromium on PATH",
+            file=sys.stderr,
+        )
         return 2
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     prefix = f"dmobs_render_{uuid.uuid4().hex[:10]}"
@@ -374,6 +434,22 @@ def main() -> int:
                 )
             )
             wait_http(f"http://{app}/healthz")
+            api = ApiStandIn()
+            procs.append(api)
+            blackbox_address = f"127.0.0.1:{free_port()}"
+            procs.append(
+                subprocess.Popen(
+                    [
+                        blackbox,
+                        f"--config.file={ROOT / 'ops' / 'prometheus' / 'blackbox.yml'}",
+                        f"--web.listen-address={blackbox_address}",
+                        "--log.level=warn",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            wait_http(f"http://{blackbox_address}/-/healthy")
             static = [{"targets": [app]}]
             config = {
                 "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
@@ -385,6 +461,7 @@ def main() -> int:
                         "metrics_path": "/metrics/platform",
                         "static_configs": static,
                     },
+                    *probe_jobs(blackbox_address, app, api.url, tmp),
                 ],
             }
             (tmp / "prometheus.yml").write_text(json.dumps(config))

@@ -140,3 +140,19 @@ def test_alloy_labels_only_service_and_level_and_keeps_ids_as_metadata():
     # The JSON fields the pipeline reads are the ones dmobs.logger writes.
     for field in ("time", "level", "service", "traceId", "spanId", "tenantId"):
         assert re.search(rf"\b{field}\s*=", _alloy_block(code, "stage.json")), field
+
+
+def test_dashboards_are_built_with_the_pinned_grafana_sdk():
+    # The committed JSON is what this SDK encodes: another SDK build would
+    # write other defaults, so the venv must hold exactly the pinned one.
+    from importlib.metadata import version
+
+    from grafana_foundation_sdk.builders.dashboard import Dashboard
+
+    pins = (ROOT / "requirements-dev.txt").read_text().splitlines()
+    (pin,) = [line for line in pins if line.startswith("grafana-foundation-sdk==")]
+    assert version("grafana-foundation-sdk") == pin.split("==")[1]
+    for name, build in build_dashboards.DASHBOARDS.items():
+        board = build()
+        assert isinstance(board, Dashboard), name
+        assert json.loads(build_dashboards.to_json(board))["uid"] == board.build().uid

@@ -4,9 +4,10 @@ Cost, Activity Pipeline and Tenant Health returns data.
 
 Prometheus (Debian's package) scrapes the app under test twice, like
 ops/prometheus/prometheus.yml: ``/metrics`` (job ``dmobs``) and the collectors'
-``/metrics/platform`` (job ``dmobs-platform``, OpenMetrics, exemplars stored).
-The expressions are extracted from the dashboard JSON files, so a panel added
-later is checked too.
+``/metrics/platform`` (job ``dmobs-platform``, OpenMetrics, exemplars stored),
+and the real blackbox exporter probes /readyz for the uptime panels (jobs
+``uptime`` and ``uptime-api``, tests/ops/blackbox.py). The expressions are
+extracted from the dashboard JSON files, so a panel added later is checked too.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dmobs.collectors import reset_platform_registry
 from dmobs.models import LlmCall, Tenant
 from tests.bullmq_helpers import REDIS_URL, bullmq_prefix, make_jobs
 from tests.obs_helpers import free_port
+from tests.ops.blackbox import ApiStandIn, BlackboxExporter, needs_blackbox, uptime_jobs
 from tests.ops.test_prometheus import (
     ALERTS,
     PROMETHEUS,
@@ -42,9 +44,10 @@ SEED_DASHBOARDS = ("System Health", "LLM Cost", "Activity Pipeline", "Tenant Hea
 
 
 class TwoJobPrometheus(PrometheusServer):
-    """Scrapes /metrics and /metrics/platform of one target, with exemplar storage."""
+    """Scrapes /metrics and /metrics/platform of one target, with exemplar storage
+    (and ``probes``: the uptime jobs through the blackbox exporter)."""
 
-    def __init__(self, *, target: str, workdir: Path):
+    def __init__(self, *, target: str, workdir: Path, probes: list[dict] = ()):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         static = [{"targets": [target], "labels": {"service": "dmobs"}}]
@@ -58,6 +61,7 @@ class TwoJobPrometheus(PrometheusServer):
                     "metrics_path": "/metrics/platform",
                     "static_configs": static,
                 },
+                *probes,
             ],
         }
         config_path = workdir / "prometheus.yml"
@@ -95,12 +99,29 @@ def served(demo, tmp_path):
     server = LiveServer(f"127.0.0.1:{free_port()}", start=False)
     server._live_server_modified_settings.enable()
     server.start()
-    prometheus = TwoJobPrometheus(target=server.url.removeprefix("http://"), workdir=tmp_path)
+    # Uptime per service: the three apps are this server; a stand-in is the API.
+    api = ApiStandIn()
+    blackbox = BlackboxExporter(tmp_path)
+    prometheus = None
     try:
+        blackbox.wait_ready()
+        readyz = f"{server.url}/readyz"
+        probes = uptime_jobs(
+            blackbox.address,
+            {"Dashboard": readyz, "DM Portal": readyz, "Manage": readyz},
+            api.url,
+            tmp_path,
+        )
+        prometheus = TwoJobPrometheus(
+            target=server.url.removeprefix("http://"), workdir=tmp_path, probes=probes
+        )
         prometheus.wait_ready()
         yield server, prometheus
     finally:
-        prometheus.stop()
+        if prometheus is not None:
+            prometheus.stop()
+        blackbox.stop()
+        api.stop()
         server.stop()
         server._live_server_modified_settings.disable()
 
@@ -117,18 +138,21 @@ def _wait_for(prometheus, base: str, scrapes: int = 4) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         _traffic(base)
-        result = prometheus.query("min(count_over_time(up[5m])) and min(up) == 1")
-        jobs = prometheus.query("count(up == 1)")["data"]["result"]
+        app = 'up{job=~"dmobs|dmobs-platform"}'
+        result = prometheus.query(f"min(count_over_time({app}[5m])) and min({app}) == 1")
+        jobs = prometheus.query(f"count({app} == 1)")["data"]["result"]
+        probes = prometheus.query("count(probe_success == 1)")["data"]["result"]
         samples = result.get("data", {}).get("result", [])
-        if samples and jobs and jobs[0]["value"][1] == "2":
-            counted = prometheus.query("min(count_over_time(up[5m]))")["data"]["result"]
-            if float(counted[0]["value"][1]) >= scrapes:
+        if samples and jobs and jobs[0]["value"][1] == "2" and probes:
+            counted = prometheus.query(f"min(count_over_time({app}[5m]))")["data"]["result"]
+            if float(counted[0]["value"][1]) >= scrapes and probes[0]["value"][1] == "4":
                 return
         time.sleep(0.5)
     raise AssertionError(f"prometheus did not scrape both jobs: {prometheus.api('targets')}")
 
 
 @needs_prometheus
+@needs_blackbox
 def test_every_target_of_the_seed_dashboards_has_data(served, demo):
     server, prometheus = served
     _wait_for(prometheus, server.url)
@@ -149,6 +173,7 @@ def test_every_target_of_the_seed_dashboards_has_data(served, demo):
 
 
 @needs_prometheus
+@needs_blackbox
 def test_the_data_is_the_demos_and_the_queues(served, demo):
     server, prometheus = served
     _wait_for(prometheus, server.url)
