@@ -194,6 +194,11 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 DESCRIPTION_CHARS = 300
 
 
+def cell_times(created_at: datetime | None) -> dict[str, str]:
+    """``row_times`` for a row's time cell (the full local time is the detail's)."""
+    return {k: v for k, v in row_times(created_at).items() if k != "local"}
+
+
 def short_description(text: str) -> str:
     # A text of at most that many code points is never truncated, so most rows skip Truncator.
     return text if len(text) <= DESCRIPTION_CHARS else Truncator(text).chars(DESCRIPTION_CHARS)
@@ -299,7 +304,7 @@ class AuditScreenMixin:
                 actor_url=links.add(ACTOR_VAR, e.actor_id),
                 action_url=links.add(ACTION_VAR, e.action),
                 tenant_url=links.tenant(e, tenants),
-                **{k: v for k, v in row_times(e.created_at).items() if k != "local"},
+                **cell_times(e.created_at),
             )
             for e in entries
         ]
@@ -654,8 +659,8 @@ class AuditHistoryView(AuditScreenMixin, View):
                 diff.diff_view(e.before, e.after),
                 f"{prefix}{quote(str(e.pk), safe='')}/",
                 tenant_label(e, tenants),
-                icon=actor_icon(e.actor_type),
-                **row_times(e.created_at),
+                icon=actor_icon(e.actor_type or ""),
+                **cell_times(e.created_at),
             )
             for e in page.entries
         ]

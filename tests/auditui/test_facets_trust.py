@@ -69,7 +69,7 @@ def test_tampered_facets_change_no_filter_result(world, client, how):
     response = client.get(url)
     assert response.status_code == 200
     assert sorted(row_ids(response)) == sorted(ids)
-    assert '<p class="count"><strong>9</strong> entries</p>' in response.content.decode()
+    assert "<strong>9</strong> entries ·" in response.content.decode()
 
     for fmt in ("csv", "ndjson"):
         exported = client.get(f"{url}&format={fmt}".replace("/audit?", "/audit/export?"))
