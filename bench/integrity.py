@@ -56,7 +56,7 @@ from bench import run  # noqa: E402
 class Measure:
     entries: int
     wall: float
-    cpu: float  # this process and its worker processes
+    cpu: float  # this process, all its threads
 
     @property
     def rate(self) -> float:
@@ -137,7 +137,7 @@ def main() -> None:
     )
     run.say(f"sealed {sealing.entries:,} in {len(result.digests)} digests, {sealing.wall:.1f} s")
 
-    run.say(f"verifying with {WORKERS} worker process(es)")
+    run.say(f"verifying on {WORKERS} connection(s)")
     verifying, report = measure(lambda: verify_store(workers=WORKERS), lambda r: r.entries)
     if not report.ok:
         raise SystemExit(f"verification failed: {report.summary()}")
@@ -174,10 +174,10 @@ def main() -> None:
             "|---|---:|---:|---:|---:|---:|---|",
             row("peer: the same query for the same rows, no hashing", peer, None),
             row("seal (canonical form, SHA-256, signed digests)", sealing, SEAL_TARGET),
-            row(f"verify, {WORKERS} worker processes", verifying, VERIFY_TARGET),
-            row("verify, 1 process", single, None),
+            row(f"verify, {WORKERS} connections (threads)", verifying, VERIFY_TARGET),
+            row("verify, 1 connection", single, None),
             "",
-            "Our CPU: the sealing/verifying process and its worker processes (getrusage). "
+            "Our CPU: the sealing/verifying process, all its threads (getrusage). "
             "PostgreSQL's share (writing the canonical text, about as much CPU per entry as "
             "ours) runs in its backends, on the other core, while we hash the chunk before.",
         ]

@@ -499,8 +499,8 @@ def test_every_source_hashes_an_entry_the_same_way(db, description, name, before
 @pytest.mark.parametrize("workers", [1, 2])
 def test_verification_outside_a_transaction_reads_ahead_and_in_worker_processes(workers, key):
     """Outside a transaction PostgreSQL's source reads the next block on a
-    helper thread's connection, and ``workers`` forks processes with their own
-    connections: the findings are the same as in the tests above."""
+    helper thread's connection, and ``workers`` checks blocks in threads with
+    their own connections: the findings are the same as in the tests above."""
     from django.db import connection
 
     if connection.vendor != "postgresql":

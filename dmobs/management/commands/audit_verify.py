@@ -63,8 +63,8 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=1,
-            help="Check the blocks in this many processes (PostgreSQL; default 1: a big log "
-            "on a machine with idle cores verifies faster with more).",
+            help="Check the blocks on this many database connections at once (PostgreSQL; "
+            "default 1: a big log on a server with idle cores verifies faster with more).",
         )
 
     def handle(
