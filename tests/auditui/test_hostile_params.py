@@ -253,7 +253,11 @@ def test_detail_of_any_id_is_200_in_scope_else_404(world, client, app):
         headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
         response = client.get(f"{viewer.url}/{quote(entry_id, safe='')}/?{query}", **headers)
         keys = set(QueryDict(query).keys())
-        if keys - set(DETAIL_PARAMS):
+        if "/" in entry_id:
+            # "%2F" arrives as "/" in the path: no detail URL matches, so the
+            # router answers 404 before any parameter is read.
+            assert response.status_code == 404, (entry_id, response.status_code)
+        elif keys - set(DETAIL_PARAMS):
             # Unknown parameters are a 400 whatever the id: it says nothing about the entry.
             assert response.status_code == 400, (query, response.status_code)
             assert "Unknown query parameter" in error_message(response.content.decode())
