@@ -5,7 +5,7 @@ dict and a CSV line per entry: about 20,000 rows/s on these machines. Here the
 per-row work is moved where it is cheapest:
 
 1. PostgreSQL reads keyset chunks of ``CHUNK_ROWS`` and writes each row's CSV
-   record itself (``_LINE_SQL``): ``createdAt`` as ISO-8601 (ms, ``Z``), the JSON
+   record itself (``_line_sql``): ``createdAt`` as ISO-8601 (ms, ``Z``), the JSON
    columns as their jsonb text, every cell guarded against spreadsheet formulas
    and quoted, in C, on the database's own core. It also sends the JSON texts
    of ``before``/``after`` that are objects or arrays (only those can hold a key).
@@ -16,8 +16,8 @@ per-row work is moved where it is cheapest:
    skeleton is the lower-cased letters and digits and leaves a secret name in
    the whole text's; any escape (``pass\nword``) or other script (``pаssword``)
    flags the text. A flagged row's record is rebuilt in Python with its JSON
-   cells masked by ``dmobs.masking`` (``_line`` / ``_json_cell``: the same bytes the
-   all-Python formatting gives), in its place in the chunk.
+   cells made by ``_json_cell``, i.e. masked by ``dmobs.masking`` (``_masked_line``:
+   the bytes the all-Python ``_line`` gives), in its place in the chunk.
 3. One string per chunk is streamed, so the server writes ~2.6 MB at a time.
 
 The CSV carries the same columns and cells as the generic export, except that
