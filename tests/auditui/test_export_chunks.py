@@ -122,7 +122,7 @@ def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(en
     """The request's thread only hands the text on; reading and formatting run
     in two helper threads, niced, so other requests of the worker come first."""
     seen = {}
-    real_chunks, real_line = export._keyset_chunks, export._line
+    real_chunks, real_text = export._keyset_chunks, export._chunk_text
 
     def me() -> tuple[str, int]:
         thread = threading.current_thread()
@@ -132,12 +132,12 @@ def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(en
         seen["read"] = me()
         yield from real_chunks(*args, **kwargs)
 
-    def line(row):
+    def text(rows):
         seen.setdefault("format", me())
-        return real_line(row)
+        return real_text(rows)
 
     monkeypatch.setattr(export, "_keyset_chunks", chunks)
-    monkeypatch.setattr(export, "_line", line)
+    monkeypatch.setattr(export, "_chunk_text", text)
     base = me()
     assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5)))) == 23
     assert seen["read"][0] == "export-read-ahead" and seen["format"][0] == "export-format"
@@ -196,3 +196,177 @@ def test_many_tenant_chunks_merge_every_entry_once_in_order(scope):
     assert [r["id"] for r in ours] == [r["id"] for r in theirs]
     for mine, generic in zip(ours, theirs, strict=True):
         assert same_cells(mine, generic), (mine, generic)
+
+
+# --- Records written by PostgreSQL (issue 12's export targets) -------------------
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# Cells a spreadsheet or a CSV reader would trip on, for every text column.
+HOSTILE_TEXTS = [
+    'He said "hi", then left',
+    "line one\r\nline two\nthree\rfour",
+    '""',
+    '","',
+    "Zoë ☃ 𝐚 مرحبا \u2028 \u00ad",
+    "",
+    *(f"{t}SUM(A1)" for t in TRIGGERS),
+    "'already quoted",
+    "tab\tinside, comma",
+]
+# before/after values: JSON objects and arrays (some with secrets, some escaped or
+# in other scripts), strings, numbers, booleans, JSON null (JSON_NULL) and NULL.
+JSON_NULL = object()
+HOSTILE_STATES = [
+    None,
+    JSON_NULL,
+    True,
+    False,
+    0,
+    -5,
+    3.25,
+    '=HYPERLINK("x")',
+    "plain state",
+    'quote " and\nnewline',
+    "-starts with minus",
+    [],
+    {},
+    [1, "=x", {"password": "p1"}, None],
+    {"status": "draft", "tags": ["a", "b"], "n": 1.5},
+    {"password": "hunter2", "user": "ann"},
+    {"pass\nword": "escaped-key", "ok": 1},
+    {"pаssword": "cyrillic-a"},
+    {"name": "Zoë", "note": "ünïcode value only"},
+    {"usage": {"inputTokens": 120, "outputTokens": 7}},
+    {"secretTokens": 5},
+    {"maxTokens": "4000"},
+    {"note": "the password is in the vault"},
+    {"x-api-key": "k", "nested": [{"Authorization": "Bearer t"}]},
+    {"quote": 'a "b", c', "formula": "=1+1", "big": 1e100},
+    {"k": 'tokens": 5'},
+]
+
+
+def _hostile_entries(count: int) -> list[AuditLog]:
+    from django.db.models import JSONField, Value
+
+    rng = random.Random(2012)
+    now = datetime.now(UTC)
+    rows = []
+    for i in range(count):
+        entry = make_entry(
+            tenant=None,
+            actor=("human", f"actor-{i % 5}", rng.choice(HOSTILE_TEXTS)),
+            created_at=now - timedelta(seconds=i // 3),  # ties on the time: id decides
+            rng=rng,
+        )
+        entry.tenant_id = rng.choice([None, "t-1", *HOSTILE_TEXTS[:4]])
+        entry.actor_id = rng.choice(["u-1", *HOSTILE_TEXTS])
+        entry.action = rng.choice(["updated", *HOSTILE_TEXTS[-4:]])
+        entry.resource_type = rng.choice(["skill", "=cmd|' /C calc'!A0"])
+        entry.resource_id = rng.choice(["sk_1", "@SUM(1)", "-1"])
+        entry.resource_name = rng.choice([None, *HOSTILE_TEXTS])
+        entry.description = rng.choice(HOSTILE_TEXTS)
+        entry.trace_id = rng.choice([None, f"{i:032x}", "+trace"])
+        for field in ("before", "after"):
+            value = HOSTILE_STATES[(i * (3 if field == "before" else 7)) % len(HOSTILE_STATES)]
+            setattr(entry, field, Value(None, JSONField()) if value is JSON_NULL else value)
+        rows.append(entry)
+    for entry in rows:
+        entry.save()
+    return rows
+
+
+def _all_python(qs) -> str:
+    """The records as the all-Python formatting writes them (``_line`` over the
+    row's text columns): what the export wrote before PostgreSQL did."""
+    from django.db.models import TextField
+    from django.db.models.expressions import RawSQL
+
+    columns = qs.annotate(
+        **{n: RawSQL(sql, [], output_field=TextField()) for n, sql in export._ANNOTATIONS.items()}
+    )
+    rows = columns.order_by("-created_at", "-id").values_list(*export._TEXT_FIELDS)
+    return "".join(export._line(row) for row in rows)
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 1000])
+def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_rows):
+    """Quotes, commas, line breaks, formula prefixes in every column, other
+    scripts, NULLs, JSON strings/numbers/literals/null, secrets in before/after
+    (escaped and confusable keys included): byte for byte the all-Python records,
+    cell for cell the generic export, masked where the generic export masks."""
+    entries = _hostile_entries(len(HOSTILE_STATES) * 2)
+    qs = AuditLog.objects.all()
+    chunks = list(export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=False))
+    assert chunks[0] == ",".join(export.STORED_NAMES) + "\r\n"
+    assert "".join(chunks[1:]) == _all_python(qs)
+    ours, theirs = parse("".join(chunks)), generic_rows()
+    assert [r["id"] for r in ours] == [r["id"] for r in theirs] and len(ours) == len(entries)
+    for mine, generic in zip(ours, theirs, strict=True):
+        assert same_cells(mine, generic), (mine, generic)
+    text = "".join(chunks)
+    for secret in ("hunter2", "escaped-key", "cyrillic-a", "Bearer t", "p1", "4000"):
+        assert secret not in text, secret
+    for shown in ('"inputTokens": 120', "ünïcode value only", "the password is in the vault"):
+        assert shown.replace('"', '""') in text, shown
+
+
+def test_only_rows_that_may_hold_a_secret_are_formatted_in_python(monkeypatch):
+    """PostgreSQL writes every record; Python formats the JSON cells only of the
+    rows whose before/after text the quick check flags (a secret name, an
+    escape, another script), and puts each such record back in its place."""
+    _hostile_entries(len(HOSTILE_STATES))
+    formatted = []
+    real = export._json_cell
+
+    def spy(text):
+        formatted.append(text)
+        return real(text)
+
+    monkeypatch.setattr(export, "_json_cell", spy)
+    qs = AuditLog.objects.all()
+    text = "".join(export.csv_chunks(qs, chunk_rows=7, read_ahead=False))
+    monkeypatch.setattr(export, "_json_cell", real)
+    assert text.endswith(_all_python(qs))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'SELECT before::text, after::text FROM audit_logs ORDER BY "createdAt" DESC, id DESC'
+        )
+        states = cursor.fetchall()
+    objects = [[t for t in row if t and t[0] in "{["] for row in states]
+    flagged = [texts for texts in objects if any(export._may_hold_secret(t) for t in texts)]
+    assert 0 < len(flagged) < len(states)
+    assert formatted == [t for texts in flagged for t in texts]
+
+
+def test_a_many_tenant_scope_reads_one_walk_or_merges_with_the_same_bytes(monkeypatch):
+    """A reviewer's tenants that hold most of the table are read in one walk of the
+    time index; a small share is merged from one walk per tenant. Same bytes."""
+    rng = random.Random(5)
+    now = datetime.now(UTC)
+    tenants = [f"t-share-{i}" for i in range(5)]
+    rows = []
+    for i in range(40):
+        entry = make_entry(
+            tenant=None,
+            actor=("agent" if i % 3 else "system", f"a-{i % 4}", "=Bot"),
+            created_at=now - timedelta(seconds=i // 2),
+            rng=rng,
+        )
+        entry.tenant_id = tenants[i % 5]
+        rows.append(entry)
+    AuditLog.objects.bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE audit_logs")
+    big = AuditLog.objects.filter(tenant_id__in=tenants[:4], actor_type__in=["human", "agent"])
+    small = AuditLog.objects.filter(tenant_id__in=tenants[:2] + ["t-none"])
+    assert export._walks(big) is None  # 4 of 5 tenants' agents: one walk
+    monkeypatch.setattr(export, "WALK_ALL_SHARE", 0.9)
+    assert export._walks(small) == sorted([*tenants[:2], "t-none"])
+    for qs in (big, small):
+        outputs = []
+        for share in (0.0, 1.1):  # always one walk, always merged
+            monkeypatch.setattr(export, "WALK_ALL_SHARE", share)
+            outputs.append("".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)))
+        assert outputs[0] == outputs[1]
+        assert outputs[0].endswith(_all_python(qs)) and outputs[0].count('\r\n"') == qs.count()

@@ -1,0 +1,47 @@
+"""The PostgreSQL CSV export's chunk-level secret check (auditui.export._rows_to_mask)
+flags every row whose before/after text the per-text quick check flags, which in
+turn flags every text dmobs.masking would change (issue 12: one masking rule).
+Pure Python: runs on every database backend."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from auditui import export
+from dmobs.masking import SECRET_KEY_PARTS, mask_secrets
+from tests.auditui.test_masking import any_key, disguised_secret
+
+plain_key = st.sampled_from(["status", "title", "owner", "inputTokens", "maxTokens", "Passport"])
+key = st.one_of(plain_key, any_key, disguised_secret(), st.sampled_from(SECRET_KEY_PARTS))
+scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=12), key
+)
+state = st.recursive(
+    scalar,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(key, inner, max_size=4)),
+    max_leaves=8,
+)
+
+
+def jsonb_text(value) -> str:
+    # PostgreSQL's jsonb output: ", " and ": " separators, no ASCII escapes.
+    return json.dumps(value, ensure_ascii=False)
+
+
+def checked(value) -> str:
+    return jsonb_text(value) if isinstance(value, dict | list) else ""
+
+
+@given(st.lists(st.tuples(state, state), min_size=1, max_size=12))
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+def test_the_chunk_check_flags_every_row_the_per_text_check_flags(pairs):
+    rows = [("record", checked(b), checked(a), "at", "id") for b, a in pairs]
+    flagged = export._rows_to_mask(rows)
+    for index, (before, after) in enumerate(pairs):
+        per_text = any(t and export._may_hold_secret(t) for t in (checked(before), checked(after)))
+        masks = any(isinstance(v, dict | list) and mask_secrets(v) != v for v in (before, after))
+        assert not masks or per_text, (before, after)  # the quick check misses no secret
+        assert (index in flagged) == per_text, (index, before, after)
