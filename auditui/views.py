@@ -226,7 +226,9 @@ class FilterLinks:
     def url(self, query: str) -> str:
         return f"{self.list_url}?{query}" if query else self.list_url
 
-    def add(self, key: str, value: str) -> str:
+    def add(self, key: str, value: str | None) -> str:
+        if value is None:  # a field another writer left out: nothing to filter on
+            return ""
         memo_key = (key, value)
         if memo_key not in self._memo:
             self._memo[memo_key] = self.url(self.params.without(key, **{key: value}))
@@ -239,6 +241,8 @@ class FilterLinks:
         return self.add(TENANT_VAR, tenant.slug) if tenant else ""
 
     def resource(self, entry: AuditLog) -> str:
+        if not (entry.resource_type and entry.resource_id):
+            return ""
         query = self.params.without(
             RESOURCE_TYPE_VAR,
             RESOURCE_ID_VAR,
@@ -575,7 +579,9 @@ class AuditDetailView(AuditScreenMixin, View):
             history[TENANT_VAR] = tenants[entry.tenant_id].slug
         elif not entry.tenant_id and scope.sees_platform:
             history[TENANT_VAR] = PLATFORM_TENANT
-        history_query = urlencode(history)
+        # An entry another writer stored without a resource has no history to show.
+        has_resource = bool(entry.resource_type and entry.resource_id)
+        history_query = urlencode(history) if has_resource else ""
         context = {
             **self.screen_context(scope),
             "entry": entry,
@@ -597,7 +603,7 @@ class AuditDetailView(AuditScreenMixin, View):
             "trace_entries_url": filters.trace(entry.trace_id) if trace else "",
             "detail_url": self.app_url("detail", str(entry.pk)) + (f"?{query}" if query else ""),
             "back_url": filters.url(query),
-            "history_url": f"{self.app_url('history')}?{history_query}",
+            "history_url": f"{self.app_url('history')}?{history_query}" if has_resource else "",
             "filter_actor_url": filters.add(ACTOR_VAR, entry.actor_id),
             "filter_action_url": filters.add(ACTION_VAR, entry.action),
             "filter_resource_url": filters.resource(entry),

@@ -88,8 +88,14 @@ class PrivateCacheMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
+        # Decided without a query: asking ``request.user`` here would load the
+        # session and the user when the view did not, and with the database
+        # gone that raised a second time on a 500 already logged (two error
+        # lines for one request). Every signed-in request carries the session
+        # cookie; a stale cookie only makes an anonymous page private too.
+        user = getattr(request, "_cached_user", None)
+        signed_in = user is not None and user.is_authenticated
+        if signed_in or settings.SESSION_COOKIE_NAME in request.COOKIES:
             patch_cache_control(response, private=True, no_store=True)
         return response
 

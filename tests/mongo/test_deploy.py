@@ -22,6 +22,7 @@ LIST_INDEXES = {
     "audit_tenant_action_idx",
     "audit_tenant_restype_idx",
     "audit_text_idx",
+    "audit_resource_idx",
 }
 
 
