@@ -7,7 +7,7 @@ per-row work is moved where it is cheapest:
 1. PostgreSQL renders ``createdAt`` (ISO-8601, ms, ``Z``) and ``before``/``after``
    as JSON text, on its own core, in keyset chunks of ``CHUNK_ROWS``.
 2. Python only guards cells against spreadsheet formulas (one ``startswith``
-   per cell) and masks secrets (``dmobs.masking``, on the decoded keys) in the
+   per cell) and masks secrets (``dmobs.vocabulary``, on the decoded keys) in the
    JSON texts that could hold one. The quick check may only skip a text the
    rule would leave alone: in a text of plain ASCII with no backslash every key
    is written as it decodes, so its skeleton is the lower-cased letters and
@@ -45,14 +45,13 @@ from psycopg.types.string import TextLoader
 
 from auditui import stored
 from auditui.query import Cursor, after_cursor, tenant_branches
-from dmobs.masking import SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
+from dmobs.vocabulary import CSV_TRIGGERS, SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
 
 CHUNK_ROWS = 5000
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # Bytes that are not [a-z0-9], deleted by bytes.translate (for plain ASCII the same
-# skeleton as dmobs.masking.key_skeleton, applied to the whole JSON text at C speed).
+# skeleton as dmobs.vocabulary.key_skeleton, applied to the whole JSON text at C speed).
 _DELETE = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
 _SECRET_PART = re.compile("|".join(SECRET_KEY_PARTS).encode())
 
@@ -76,7 +75,7 @@ _TOKEN_COUNT = re.compile(TOKEN_COUNT_SUFFIX + r'(?=": -?[0-9])')  # jsonb text:
 
 
 def _may_hold_secret(text: str) -> bool:
-    """False only when ``dmobs.masking`` would mask nothing in this JSON text."""
+    """False only when ``dmobs.vocabulary`` would mask nothing in this JSON text."""
     if "\\" in text or not text.isascii():
         return True  # escapes or other scripts: only the decoded keys can tell
     lowered = text.lower()

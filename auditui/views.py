@@ -61,6 +61,7 @@ from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
 from dmobs.records import STORED_NAMES, instance_to_record
+from dmobs.vocabulary import CSV_TRIGGERS
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -68,7 +69,6 @@ EXPORT_FORMATS = {
 }
 # Filter controls every screen shows; the scope adds its own (tenant, ...).
 VISIBLE_CONTROLS = frozenset({"q", "action", "actor", "range", "from", "to"})
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def is_fragment_request(request: HttpRequest) -> bool:

@@ -52,7 +52,7 @@ def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
 CURRENT_REQUEST: ContextVar[Any] = ContextVar("dmobs_current_request", default=None)
 
 # Session key holding the signed-in user's only tenant, written at sign-in
-# (dmobs.tracing.remember_tenant_at_login), so telemetry never queries for it.
+# (dmobs.signals.remember_tenant_at_login), so telemetry never queries for it.
 TENANT_SESSION_KEY = "_dmobs_tenant_ref"
 
 

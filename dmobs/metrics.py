@@ -40,6 +40,8 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
 
+from dmobs.vocabulary import ACTOR_TYPES
+
 # A ``_created`` series per counter doubles the series count, and Prometheus
 # (2.x, and 3.x without a feature flag) does not use it for increase(). The
 # first event of a labelled counter is seen by increase() because the series
@@ -123,7 +125,6 @@ NO_ROUTE = "none"
 # Routes of probes and scrapes: left out of the 5xx share and its alert.
 PROBE_ROUTES = ("healthz", "readyz", "metrics")
 
-ACTOR_TYPES = frozenset({"human", "agent", "system"})
 KNOWN_ACTIONS = frozenset(
     {
         "approved",

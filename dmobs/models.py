@@ -15,8 +15,7 @@ from django.db.models.sql import Query
 
 from dmobs.fields import ObjectIdHexField, PlatformRefField, tolerant_converter
 from dmobs.ids import new_object_id
-
-ACTOR_TYPES = ("human", "agent", "system")
+from dmobs.vocabulary import ACTOR_TYPES
 
 
 class PermanentEntryError(Exception):
@@ -51,6 +50,11 @@ class User(AbstractUser):
     @property
     def is_super_admin(self) -> bool:
         return self.is_superuser
+
+    def sole_tenant_ref(self) -> str | None:
+        """The tenant an action of this user belongs to: their only tenant, else none."""
+        refs = list(self.memberships.values_list("tenant__ref_id", flat=True)[:2])
+        return refs[0] if len(refs) == 1 else None
 
 
 class Tenant(models.Model):

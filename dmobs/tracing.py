@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind
 
-from dmobs.logger import TENANT_SESSION_KEY, get_logger, request_identity
+from dmobs.logger import get_logger, request_identity
 
 log = get_logger("dmobs.tracing")
 
@@ -225,19 +225,6 @@ def uses_mongodb() -> bool:
     except Exception:  # noqa: BLE001 - settings may not be importable yet
         pass
     return False
-
-
-def remember_tenant_at_login(sender: Any, request: Any, user: Any, **_kwargs: Any) -> None:
-    """``user_logged_in`` receiver: keep the user's only tenant in the session,
-    so log lines and spans name it without a query on later requests."""
-    if request is None or not hasattr(request, "session"):
-        return
-    from dmobs.audit import tenant_ref_for_user
-
-    try:
-        request.session[TENANT_SESSION_KEY] = tenant_ref_for_user(user)
-    except Exception:  # noqa: BLE001 - telemetry must never fail a sign-in
-        log.warning("could not look up the tenant of a signed-in user", exc_info=True)
 
 
 def response_hook(span: Span, request: Any, response: Any) -> None:
