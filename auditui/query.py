@@ -33,10 +33,10 @@ from django.utils.http import urlencode
 
 from auditui.apps_registry import AuditApp
 from auditui.stored import display_text, tidy_entry
-from dmobs import metrics
 from dmobs.fields import ref_values
-from dmobs.logger import get_logger
 from dmobs.models import AuditFacet, AuditLog, Tenant
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 from dmobs.search import search_condition
 from dmobs.vocabulary import ACTOR_TYPES, is_valid_trace_id
 

@@ -57,9 +57,9 @@ from auditui.scopes import (
     ManageScopeMixin,
     PortalScopeMixin,
 )
-from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
+from dmobs.observability import metrics
 from dmobs.records import STORED_NAMES, instance_to_record
 from dmobs.vocabulary import CSV_TRIGGERS
 

@@ -628,7 +628,7 @@ def bench_writer() -> dict:
     from dmobs import writer as writer_module
     from dmobs.audit import audit_log
     from dmobs.models import AuditLog
-    from dmobs.tracing import configure_tracing
+    from dmobs.observability.tracing import configure_tracing
 
     configure_tracing()
     tracer = trace.get_tracer("bench")

@@ -11,7 +11,7 @@ class DmobsConfig(AppConfig):
         from django.core.signals import got_request_exception, request_finished, request_started
 
         from dmobs import signals  # connects the sign-in audit receivers
-        from dmobs.middleware import count_request_exception, reset_request_context
+        from dmobs.observability.middleware import count_request_exception, reset_request_context
 
         # Request context: cleared before a request runs and after its response is closed.
         request_started.connect(reset_request_context, dispatch_uid="dmobs.request_started")

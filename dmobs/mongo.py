@@ -17,7 +17,7 @@ from django.db import NotSupportedError
 from django.db.models import Lookup
 from pymongo.errors import BulkWriteError
 
-from dmobs.logger import get_logger
+from dmobs.observability.logger import get_logger
 from dmobs.records import model_values
 
 log = get_logger("dmobs.mongo")

@@ -16,7 +16,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.dispatch import receiver
 
 from dmobs.audit import audit_log
-from dmobs.logger import TENANT_SESSION_KEY, get_logger
+from dmobs.observability.logger import TENANT_SESSION_KEY, get_logger
 from dmobs.security import client_ip
 from dmobs.vocabulary import MAX_USERNAME
 

@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmobs import metrics
-from dmobs.logger import get_logger
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 from dmobs.records import entry_to_record, record_to_entry
 
 log = get_logger("dmobs.spool")

@@ -45,8 +45,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
-from dmobs import metrics
-from dmobs.logger import get_logger
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 from dmobs.records import FIELDS, JSON_STATES, model_values
 from dmobs.spool import ReplayReport, Spool
 
@@ -411,7 +411,7 @@ class AuditWriter:
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
         batch, markers = self._collect(first_timeout=max(wait, 0.01))
-        # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
+        # Set here, not read at scrape time: see dmobs.observability.metrics (multiprocess mode).
         metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
             self._dispatch(batch)

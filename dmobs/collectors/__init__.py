@@ -1,6 +1,6 @@
 """Collectors of the platform's state for the seed dashboards (``/metrics/platform``).
 
-Unlike ``dmobs.metrics`` (counters this process increments as it works), these
+Unlike ``dmobs.observability.metrics`` (counters this process increments as it works), these
 read the state of the platform when Prometheus scrapes:
 
 * ``bullmq``: job counts of the platform's BullMQ queues in Redis;

@@ -1,4 +1,4 @@
-"""dmobs.metrics and /metrics: access, write-path and activity metrics,
+"""dmobs.observability.metrics and /metrics: access, write-path and activity metrics,
 the spool read at scrape time, and gunicorn's multiprocess mode."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from dmobs import metrics
 from dmobs.audit import audit_log
+from dmobs.observability import metrics
 from dmobs.spool import Spool
 from dmobs.writer import AuditWriter
 from tests.obs_helpers import free_port

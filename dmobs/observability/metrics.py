@@ -1,6 +1,6 @@
 """Prometheus metrics of dmobs: the audit write path, audit activity, requests.
 
-Requests are measured by ``dmobs.middleware.RequestContextMiddleware``, the
+Requests are measured by ``dmobs.observability.middleware.RequestContextMiddleware``, the
 outermost middleware, so a response made by any layer (a middleware, the view,
 a template, a streaming body that fails after the headers) is counted with its
 real status, and every unhandled exception is counted by type. The names,
@@ -486,7 +486,7 @@ class ReadinessCollector(Collector):
 
         if not settings.configured:
             return
-        from dmobs.health import readiness
+        from dmobs.observability.health import readiness
 
         checks = readiness()
         ready = GaugeMetricFamily(

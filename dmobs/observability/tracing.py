@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind
 
-from dmobs.logger import get_logger, request_identity
+from dmobs.observability.logger import get_logger, request_identity
 
 log = get_logger("dmobs.tracing")
 
@@ -61,7 +61,7 @@ SPAN_ATTR_TENANT = "dmobs.tenant_id"
 SPAN_ATTR_REQUEST_ID = "dmobs.request_id"
 
 # Probes and scrapes get no server span (they run every few seconds; the
-# readiness checks' queries are not traced either, see dmobs.health).
+# readiness checks' queries are not traced either, see dmobs.observability.health).
 UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics)/?\??$"
 
 _tracer = trace.get_tracer("dmobs")
@@ -191,8 +191,8 @@ def _scrub_query_string(span: Span, *_args: Any) -> None:
         span.set_attribute("url.full", urlunsplit(parts._replace(query=masked)))
 
 
-CONTEXT_MIDDLEWARE = "dmobs.middleware.RequestContextMiddleware"
-PATH_INFO_MIDDLEWARE = "dmobs.middleware.WsgiPathInfoMiddleware"
+CONTEXT_MIDDLEWARE = "dmobs.observability.middleware.RequestContextMiddleware"
+PATH_INFO_MIDDLEWARE = "dmobs.observability.middleware.WsgiPathInfoMiddleware"
 
 
 def _order_middleware() -> None:
@@ -231,7 +231,7 @@ def response_hook(span: Span, request: Any, response: Any) -> None:
     """Name the request on its server span: who, for which tenant, which request id.
 
     Reads only what the request has loaded (no queries: see
-    ``dmobs.logger.request_identity``). Leaves the span's ids on the request and
+    ``dmobs.observability.logger.request_identity``). Leaves the span's ids on the request and
     in the log context, for the access line and Django's own lines, which are
     written after the span has ended.
     """
