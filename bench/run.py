@@ -625,8 +625,8 @@ def bench_writer() -> dict:
     """Time audit_log() on the caller and the sustained rate into PostgreSQL."""
     from opentelemetry import trace
 
-    from dmobs import writer as writer_module
     from dmobs.audit import audit_log
+    from dmobs.audit import writer as writer_module
     from dmobs.models import AuditLog
     from dmobs.observability.tracing import configure_tracing
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dmobs.audit import build_entry
+from dmobs.audit.api import build_entry
 from dmobs.ids import new_object_id
 
 DEMO_PASSWORD = "demo-pass-2026"

@@ -14,7 +14,7 @@ from django.db import models
 
 from dmobs.fields import ObjectIdHexField
 from dmobs.ids import new_object_id
-from dmobs.models import PermanentEntryError
+from dmobs.records import PermanentEntryError
 
 
 class AuditDigestQuerySet(models.QuerySet):

@@ -22,7 +22,7 @@ The API for other code (each documented with an example in the README,
   ``job_span(carrier, queue=...)`` when it runs: one trace from the request
   that enqueued it to the worker that ran it, whatever the queue.
 - The audit writer's batch spans link to the request spans of their entries
-  (``dmobs.writer``).
+  (``dmobs.audit.writer``).
 
 When an SDK provider is already installed (the test suite installs one with an
 in-memory exporter), it is kept: only the instrumentations are added.

@@ -14,8 +14,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from dmobs.audit.writer import write_batch
 from dmobs.observability import tracing
-from dmobs.writer import write_batch
 from tests.live_helpers import ROOT, OtlpReceiver, child_env
 
 

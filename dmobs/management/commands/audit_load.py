@@ -44,8 +44,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
 from dmobs import demo
+from dmobs.audit.stores.mongo import MongoStore
 from dmobs.models import AuditLog, ReviewerAssignment, Tenant, User
-from dmobs.mongo import MongoStore
 from dmobs.records import FIELDS as RECORD_FIELDS
 
 # The order of the values in a generated row: AuditLog field names, in the

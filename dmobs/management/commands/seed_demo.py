@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
 from dmobs import demo, demo_platform
+from dmobs.audit.stores.mongo import MongoStore
 from dmobs.models import AuditLog, LlmCall, Membership, ReviewerAssignment, SpendCap, Tenant
-from dmobs.mongo import MongoStore
 from dmobs.records import model_values
 
 # Trace ids of the first demo scenarios: if any is stored, the demo entries are.

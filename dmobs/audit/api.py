@@ -26,7 +26,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from dmobs import writer as _writer_module
+from dmobs.audit import writer as _writer_module
 from dmobs.ids import new_object_id
 from dmobs.vocabulary import ACTOR_TYPES, NAME_MAX_LENGTH, NAME_RE, is_valid_trace_id
 
