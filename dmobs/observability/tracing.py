@@ -45,6 +45,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind
 
+from dmobs import __version__
 from dmobs.observability.logger import get_logger, request_identity
 
 log = get_logger("dmobs.tracing")
@@ -100,8 +101,6 @@ def configure_tracing(*, service_name: str | None = None) -> TracerProvider:
 def _resource(service_name: str | None) -> Resource:
     """service.name, service.version and deployment.environment.name; whatever
     ``OTEL_RESOURCE_ATTRIBUTES`` sets wins."""
-    from dmobs import __version__
-
     attributes = {
         "service.name": service_name or os.environ.get("OTEL_SERVICE_NAME") or "dmobs",
         "service.version": os.environ.get("DMOBS_VERSION") or __version__,
