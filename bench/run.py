@@ -226,7 +226,8 @@ def prepare(total: int) -> Fixture:
     Membership.objects.get_or_create(user=admin, tenant=tenant, defaults={"role": "admin"})
     # audit_load's reviewer of 50 tenants (made again here for a database loaded
     # before it existed).
-    from dmobs.management.commands.audit_load import LOAD_REVIEWER, Command
+    from dmobs.demo.load import LOAD_REVIEWER
+    from dmobs.management.commands.audit_load import Command
 
     Command()._reviewer(list(Tenant.objects.filter(slug__startswith="load-").order_by("slug")))
     reviewer = User.objects.get(username=LOAD_REVIEWER)
