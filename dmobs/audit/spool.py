@@ -30,6 +30,12 @@ idempotent ``write`` (the id is fixed before the first insert), and removes the
 file while still holding the lock. A line that cannot be parsed (a torn tail
 after a crash, or damage) is copied to a ``.torn`` quarantine file next to it,
 logged at error level and counted; everything else replays.
+
+Why one module of about 550 lines: the journal's file format, locking, group
+commit, rotation, replay and quarantine share one set of invariants (a line is
+either replayed, kept, or quarantined, never lost or written twice); split,
+they would have to be re-read together anyway. Its scrape-time collector is at
+the end.
 """
 
 from __future__ import annotations

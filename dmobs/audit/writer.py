@@ -25,6 +25,12 @@ Durability (``AUDIT_DURABILITY``):
 A spool that cannot be written (directory not writable, disk full) never raises
 in the caller: it is logged at error level and counted in
 ``dmobs_audit_spool_errors``.
+
+Why one module of about 600 lines: ``AuditWriter`` is one state machine
+(queue, batches, parallel write threads settled in order, spill, replay, exit
+hooks) whose promise (every accepted entry is stored or spooled, once) can only
+be checked by reading it whole. The stores it writes to are
+``dmobs.audit.stores``; the disk journal is ``dmobs.audit.spool``.
 """
 
 from __future__ import annotations

@@ -22,6 +22,10 @@ platform's known vocabulary are counted as ``other``; tenants get a counter of
 their own with one label and at most ``DMOBS_METRICS_MAX_TENANTS`` values per
 process (the rest are ``other``); per-tenant detail beyond that is a question
 for the audit store, not for Prometheus.
+
+Why one module of about 450 lines: it declares every metric the process
+exposes, and docs/METRICS.md is its contract line for line
+(tests/ops/test_metrics_doc.py compares them); one file is one place to check.
 """
 
 from __future__ import annotations
