@@ -50,6 +50,7 @@ ACTOR_TYPES = ("human", "agent", "system")
 # a letter; dots and hyphens allowed for namespaced names ("billing.plan-changed").
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 NAME_MAX_LENGTH = 64
+NAME_RULE = "lowercase letters, digits, '_', '.' and '-', starting with a letter"
 
 
 # --- trace ids ------------------------------------------------------------------

@@ -28,7 +28,7 @@ from opentelemetry import trace
 
 from dmobs.audit import writer as _writer_module
 from dmobs.ids import new_object_id
-from dmobs.vocabulary import ACTOR_TYPES, NAME_MAX_LENGTH, NAME_RE, is_valid_trace_id
+from dmobs.vocabulary import ACTOR_TYPES, NAME_MAX_LENGTH, NAME_RE, NAME_RULE, is_valid_trace_id
 
 # What one before/after state may be (issue 13): the platform's snapshots are a
 # few levels deep and a few KB; these bounds leave room for much more and keep
@@ -76,8 +76,7 @@ def _name(field: str, value: object) -> str:
     text = _text(field, value, max_length=NAME_MAX_LENGTH)
     if not NAME_RE.match(text):
         raise ValueError(
-            f"audit_log(): {field} must be lowercase letters, digits and underscores "
-            f"(like 'approved'), got {value!r}"
+            f"audit_log(): {field} must be {NAME_RULE} (like 'approved'), got {value!r}"
         )
     return text
 
