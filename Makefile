@@ -35,13 +35,16 @@ audit-key: install ## Create the development audit signing key in var/keys/ (kep
 seal: install ## Seal the audit log of the local database (audit_seal --loop beside the app in production)
 	DEBUG=true $(PY) manage.py audit_seal
 
-test: install ## Run the whole test suite (DATABASE_URL picks the database; default SQLite)
+test: install imports ## Import contracts, then the whole test suite (DATABASE_URL picks the database; default SQLite)
 	$(PY) -m pytest
+
+imports: install ## Check the import contracts of pyproject.toml (import-linter; docs/ARCHITECTURE.md)
+	$(VENV)/bin/lint-imports --no-cache
 
 test-mongo: install ## MongoDB tests: against MONGODB_URI, or a local mongoeco emulator when unset
 	tests/mongo/run.sh
 
-lint: install ## ruff lint and format check
+lint: install imports ## ruff lint and format check, and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
@@ -74,4 +77,4 @@ bench-integrity: install ## Sealing and verifying speed on PostgreSQL (BENCH_ROW
 clean: ## Remove the venv, node_modules and the local database
 	rm -rf $(VENV) .venv-mongoeco node_modules db.sqlite3 var staticfiles
 
-.PHONY: help install run audit-key seal test test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors bench-integrity clean
+.PHONY: help install run audit-key seal test imports test-mongo lint format dashboards compose-check screenshots dashboard-screenshots bench bench-collectors bench-integrity clean

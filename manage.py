@@ -16,7 +16,7 @@ def main() -> None:
         settings.INSTALLED_APPS  # noqa: B018
     except ImproperlyConfigured as exc:
         sys.exit(f"manage.py: the settings are incomplete: {exc}")
-    from dmobs.tracing import configure_tracing
+    from dmobs.observability.tracing import configure_tracing
 
     configure_tracing()
     from django.core.management import execute_from_command_line

@@ -5,7 +5,7 @@
 value) or ``unchanged``. Objects are compared key by key, lists index by index;
 when the type differs (an object became a string), the whole path is one
 ``changed``. Values under keys that look secret are masked, never shown
-(the rule is ``dmobs.masking``, the same for every screen and export).
+(the rule is ``dmobs.vocabulary``, the same for every screen and export).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 from auditui.stored import SPACED, display_text, dumps
 
-# The one secret rule (dmobs.masking); these names stay importable from here.
-from dmobs.masking import (  # noqa: F401
+# The one secret rule (dmobs.vocabulary); these names stay importable from here.
+from dmobs.vocabulary import (  # noqa: F401
     MASK,
     SECRET_KEY_PARTS,
     counts_tokens,

@@ -11,12 +11,12 @@ per-row work is moved where it is cheapest:
    of ``before``/``after`` that are objects or arrays (only those can hold a key).
 2. Python checks those texts for secrets, a whole chunk at a time at C speed
    (``_rows_to_mask``), and passes PostgreSQL's records through untouched. The
-   check may only skip a text ``dmobs.masking`` would leave alone: in a text of
+   check may only skip a text ``dmobs.vocabulary`` would leave alone: in a text of
    plain ASCII with no backslash every key is written as it decodes, so its
    skeleton is the lower-cased letters and digits and leaves a secret name in
    the whole text's; any escape (``pass\nword``) or other script (``pаssword``)
    flags the text. A flagged row's record is rebuilt in Python with its JSON
-   cells made by ``_json_cell``, i.e. masked by ``dmobs.masking`` (``_masked_line``:
+   cells made by ``_json_cell``, i.e. masked by ``dmobs.vocabulary`` (``_masked_line``:
    the bytes the all-Python ``_line`` gives), in its place in the chunk.
 3. One string per chunk is streamed, so the server writes ~2.6 MB at a time.
 
@@ -50,14 +50,13 @@ from psycopg.types.string import TextLoader
 
 from auditui import stored
 from auditui.query import Cursor, after_cursor, tenant_branches
-from dmobs.masking import SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
+from dmobs.vocabulary import CSV_TRIGGERS, SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
 
 CHUNK_ROWS = 5000
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # Bytes that are not [a-z0-9], deleted by bytes.translate (for plain ASCII the same
-# skeleton as dmobs.masking.key_skeleton, applied to the whole JSON text at C speed).
+# skeleton as dmobs.vocabulary.key_skeleton, applied to the whole JSON text at C speed).
 _DELETE = bytes(b for b in range(256) if not (48 <= b <= 57 or 97 <= b <= 122))
 _SECRET_PART = re.compile("|".join(SECRET_KEY_PARTS).encode())
 
@@ -81,7 +80,7 @@ _TOKEN_COUNT = re.compile(TOKEN_COUNT_SUFFIX + r'(?=": -?[0-9])')  # jsonb text:
 
 
 def _may_hold_secret(text: str) -> bool:
-    """False only when ``dmobs.masking`` would mask nothing in this JSON text."""
+    """False only when ``dmobs.vocabulary`` would mask nothing in this JSON text."""
     if "\\" in text or not text.isascii():
         return True  # escapes or other scripts: only the decoded keys can tell
     lowered = text.lower()
@@ -217,7 +216,7 @@ def _rows_to_mask(rows: list[tuple]) -> list[int]:
 
 def _masked_line(row: tuple) -> str:
     """The row's record with its JSON cells made by ``_json_cell`` (masked by
-    ``dmobs.masking``) and the other cells as PostgreSQL wrote them: the bytes
+    ``dmobs.vocabulary``) and the other cells as PostgreSQL wrote them: the bytes
     ``_line`` gives for the stored row."""
     cells = next(csv.reader([row[0]]))
     for index, text in ((BEFORE, row[1]), (AFTER, row[2])):

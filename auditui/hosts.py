@@ -5,7 +5,8 @@
 mapped host gets a URLconf with that app at its own path (``/audit``) plus the
 shared pages (sign-in, landing, health); apps without a host of their own stay
 under their prefixes. Any other host gets the root URLconf: every app under
-its prefix (``/portal/audit``).
+its prefix (``/portal/audit``). The URLconfs are built and picked by
+``auditui.middleware.AppHostsMiddleware``.
 """
 
 from __future__ import annotations
@@ -50,39 +51,3 @@ def app_for_host(host: str) -> str | None:
     hosts = app_hosts()
     host = host.lower()
     return hosts.get(host) or hosts.get(host.rsplit(":", 1)[0])
-
-
-class HostURLConf:
-    """A URLconf object for one app host (hashable, so Django caches its resolver)."""
-
-    def __init__(self, app: str, hosted: frozenset[str]):
-        from auditui import urls
-        from dmobs import urls as root
-
-        self.app = app
-        # The project's own pages (health, admin) stay; the screens are rebuilt for this host.
-        others = [p for p in root.urlpatterns if getattr(p, "urlconf_name", None) is not urls]
-        self.urlpatterns = [
-            *urls.build_urlpatterns(own_app=app, hosted_elsewhere=hosted),
-            *others,
-        ]
-
-
-@lru_cache(maxsize=16)
-def urlconf_for(app: str, hosted: frozenset[str]) -> HostURLConf:
-    return HostURLConf(app, hosted)
-
-
-class AppHostsMiddleware:
-    """Picks the URLconf by host when ``DMOBS_APP_HOSTS`` maps the request's host."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if settings.DMOBS_APP_HOSTS:
-            app = app_for_host(request.get_host())
-            if app is not None:
-                request.urlconf = urlconf_for(app, frozenset(app_hosts().values()))
-                request.audit_host_app = app
-        return self.get_response(request)

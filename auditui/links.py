@@ -31,7 +31,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from auditui.apps_registry import APPS
-from dmobs.audit import is_valid_trace_id
+from dmobs.vocabulary import is_valid_trace_id
 
 PLACEHOLDER = "{resource_id}"
 # LogQL needs one non-empty label matcher; the line filter does the real work.

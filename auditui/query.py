@@ -33,12 +33,12 @@ from django.utils.http import urlencode
 
 from auditui.apps_registry import AuditApp
 from auditui.stored import display_text, tidy_entry
-from dmobs import metrics
-from dmobs.audit import TRACE_ID_RE
 from dmobs.fields import ref_values
-from dmobs.logger import get_logger
-from dmobs.models import ACTOR_TYPES, AuditFacet, AuditLog, Tenant
+from dmobs.models import AuditFacet, AuditLog, Tenant
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 from dmobs.search import search_condition
+from dmobs.vocabulary import ACTOR_TYPES, is_valid_trace_id
 
 log = get_logger("auditui.query")
 
@@ -292,7 +292,7 @@ def parse_params(query: QueryDict) -> Params:
     q = _text(query, SEARCH_VAR, max_length=MAX_SEARCH)
 
     trace_id = _text(query, TRACE_VAR, max_length=32).lower()
-    if trace_id and (not TRACE_ID_RE.match(trace_id) or set(trace_id) == {"0"}):
+    if trace_id and not is_valid_trace_id(trace_id):
         raise InvalidParams("'trace' must be a trace id: 32 hex digits, not all zero.")
 
     cursor_value = _text(query, CURSOR_VAR, max_length=200)

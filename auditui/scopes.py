@@ -78,7 +78,7 @@ class AuditScopeMixin(UserPassesTestMixin):
         if not hasattr(self, "_audit_scope"):
             # A screen over several tenants acts in none of them: say so, so
             # logs and the server span do not look one up from memberships
-            # (dmobs.logger.request_identity). The Dashboard names its own.
+            # (dmobs.observability.logger.request_identity). The Dashboard names its own.
             self.request.audit_tenant_ref = ""
             self._audit_scope = Scope(
                 app=self.get_audit_app(),
@@ -179,7 +179,7 @@ class DashboardScopeMixin(AuditScopeMixin):
     def get_audit_scope(self) -> Scope:
         scope = super().get_audit_scope()
         # The screen reads this tenant: logs and the server span name it
-        # (dmobs.logger.request_identity). Only the screens get here; the
+        # (dmobs.observability.logger.request_identity). Only the screens get here; the
         # landing page merely asks whether the user may enter.
         self.request.audit_tenant_ref = scope.active_tenant.ref_id
         return scope

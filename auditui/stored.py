@@ -14,7 +14,7 @@ nothing here recurses, so a state nested 100,000 levels deep is only slow:
 * ``loads()``/``dumps()``: JSON text to value and back, the C ``json`` module
   first and a loop without recursion when a value is too deep for it.
 * ``masked()``: a copy of a state with secret-looking keys masked, without
-  recursion; the rule itself is ``dmobs.masking.is_masked``.
+  recursion; the rule itself is ``dmobs.vocabulary.is_masked``.
 * ``display_text()`` / ``export_text()``: text that can be encoded as UTF-8
   (lone surrogates, which no encoder takes, become U+FFFD, or ``\\udXXX``
   escapes inside JSON so an export keeps the exact value).
@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 
 from dmobs.fields import UnparsedJSON
-from dmobs.masking import MASK, is_masked
+from dmobs.vocabulary import MASK, is_masked
 
 # Text fields of an entry (python name, stored name) and which of them every
 # entry must have (dmobs.audit.build_entry requires them).
@@ -151,7 +151,7 @@ def _is_json_scalar(value: Any) -> bool:
 def _rebuild(value: Any, *, scalar, mask: bool) -> Any:
     """A copy of ``value``: dicts and lists rebuilt with a stack (no recursion),
     every other value through ``scalar``; with ``mask``, the values of
-    secret-looking keys replaced as ``dmobs.masking`` decides."""
+    secret-looking keys replaced as ``dmobs.vocabulary`` decides."""
     if not isinstance(value, dict | list | tuple):
         return scalar(value)
 
@@ -204,7 +204,7 @@ def json_value(value: Any) -> Any:
 
 def masked(value: Any) -> Any:
     """A copy of a state with the values of secret-looking keys masked (the rule
-    of ``dmobs.masking.is_masked``), for any depth."""
+    of ``dmobs.vocabulary.is_masked``), for any depth."""
     if not isinstance(value, dict | list):
         return value
     return _rebuild(value, scalar=lambda v: v, mask=True)

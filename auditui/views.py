@@ -86,10 +86,11 @@ from auditui.scopes import (
     PortalScopeMixin,
 )
 from auditui.templatetags.audit_tags import render_fragment
-from dmobs import metrics
 from dmobs.audit import audit_log
 from dmobs.models import AuditLog, Membership, Tenant
+from dmobs.observability import metrics
 from dmobs.records import STORED_NAMES, instance_to_record
+from dmobs.vocabulary import CSV_TRIGGERS
 
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
@@ -97,7 +98,6 @@ EXPORT_FORMATS = {
 }
 # Filter controls every screen shows; the scope adds its own (tenant, ...).
 VISIBLE_CONTROLS = frozenset({"q", "action", "actor", "range", "from", "to"})
-CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 # The live tail's new position and how many entries a poll found (read by audit.js).
 TAIL_CURSOR_HEADER = "X-Tail-Cursor"
 TAIL_COUNT_HEADER = "X-Tail-Count"

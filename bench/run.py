@@ -228,7 +228,8 @@ def prepare(total: int) -> Fixture:
     Membership.objects.get_or_create(user=admin, tenant=tenant, defaults={"role": "admin"})
     # audit_load's reviewer of 50 tenants (made again here for a database loaded
     # before it existed).
-    from dmobs.management.commands.audit_load import LOAD_REVIEWER, Command
+    from dmobs.demo.load import LOAD_REVIEWER
+    from dmobs.management.commands.audit_load import Command
 
     Command()._reviewer(list(Tenant.objects.filter(slug__startswith="load-").order_by("slug")))
     reviewer = User.objects.get(username=LOAD_REVIEWER)
@@ -793,10 +794,10 @@ def bench_writer() -> dict:
     """Time audit_log() on the caller and the sustained rate into PostgreSQL."""
     from opentelemetry import trace
 
-    from dmobs import writer as writer_module
     from dmobs.audit import audit_log
+    from dmobs.audit import writer as writer_module
     from dmobs.models import AuditLog
-    from dmobs.tracing import configure_tracing
+    from dmobs.observability.tracing import configure_tracing
 
     configure_tracing()
     tracer = trace.get_tracer("bench")

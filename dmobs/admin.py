@@ -11,8 +11,8 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.forms.models import model_to_dict
 
 from dmobs.audit import audit_log
-from dmobs.masking import mask_secrets
 from dmobs.models import AuditDigest, AuditLog, Membership, ReviewerAssignment, Tenant, User
+from dmobs.vocabulary import mask_secrets
 
 SECRET_FIELDS = {"password"}
 
@@ -158,7 +158,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False
     actions = None
-    # before/after are shown masked, like on every screen and export (dmobs.masking).
+    # before/after are shown masked, like on every screen and export (dmobs.vocabulary).
     fields = tuple(
         f"masked_{f.name}" if f.name in ("before", "after") else f.name
         for f in AuditLog._meta.fields

@@ -10,9 +10,8 @@ class DmobsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
         from django.core.signals import got_request_exception, request_finished, request_started
 
-        from dmobs import signals  # noqa: F401  (connects the sign-in audit receivers)
-        from dmobs.middleware import count_request_exception, reset_request_context
-        from dmobs.tracing import remember_tenant_at_login
+        from dmobs import signals  # connects the sign-in audit receivers
+        from dmobs.observability.middleware import count_request_exception, reset_request_context
 
         # Request context: cleared before a request runs and after its response is closed.
         request_started.connect(reset_request_context, dispatch_uid="dmobs.request_started")
@@ -20,4 +19,6 @@ class DmobsConfig(AppConfig):
         got_request_exception.connect(
             count_request_exception, dispatch_uid="dmobs.count_request_exception"
         )
-        user_logged_in.connect(remember_tenant_at_login, dispatch_uid="dmobs.tenant_at_login")
+        user_logged_in.connect(
+            signals.remember_tenant_at_login, dispatch_uid="dmobs.tenant_at_login"
+        )

@@ -35,7 +35,7 @@ loglevel = os.environ.get("LOG_LEVEL", "INFO").lower()
 
 
 def _logconfig() -> dict:
-    from dmobs.logger import build_logging_config
+    from dmobs.observability.logger import build_logging_config
 
     return build_logging_config(
         level=os.environ.get("LOG_LEVEL", "INFO"),
@@ -58,7 +58,7 @@ def on_starting(server):
 
 
 def post_fork(server, worker):
-    from dmobs.tracing import configure_tracing
+    from dmobs.observability.tracing import configure_tracing
 
     configure_tracing()
 

@@ -8,26 +8,17 @@ Entries are permanent: every ORM path that would change or remove one raises
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.db.models.sql import Query
 
 from dmobs.fields import ObjectIdHexField, PlatformRefField, tolerant_converter
 from dmobs.ids import new_object_id
-
-ACTOR_TYPES = ("human", "agent", "system")
-
-
-class PermanentEntryError(Exception):
-    """Raised on any attempt to update or delete an audit entry."""
-
-    def __init__(self, operation: str):
-        super().__init__(
-            f"Audit entries are permanent: {operation} is not allowed on audit_logs "
-            "(entries are never updated or deleted)."
-        )
-        self.operation = operation
+from dmobs.querying import TextSearch, index_friendly
+from dmobs.records import PermanentEntryError
+from dmobs.vocabulary import ACTOR_TYPES
 
 
 def _new_ref_id() -> str:
@@ -51,6 +42,11 @@ class User(AbstractUser):
     @property
     def is_super_admin(self) -> bool:
         return self.is_superuser
+
+    def sole_tenant_ref(self) -> str | None:
+        """The tenant an action of this user belongs to: their only tenant, else none."""
+        refs = list(self.memberships.values_list("tenant__ref_id", flat=True)[:2])
+        return refs[0] if len(refs) == 1 else None
 
 
 class Tenant(models.Model):
@@ -146,14 +142,12 @@ def _tolerant(compiler):
 
 
 class AuditLogQuery(Query):
-    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.mongo);
+    """On MongoDB, compiles reads so the list indexes serve the sort (see dmobs.querying);
     on every store, reads tolerate stored values of the wrong type."""
 
     def get_compiler(self, using=None, connection=None, elide_empty=True):
         compiler = super().get_compiler(using, connection, elide_empty)
         if compiler.connection.vendor == "mongodb":
-            from dmobs.mongo import index_friendly
-
             compiler = index_friendly(compiler)
         return _tolerant(compiler)
 
@@ -175,16 +169,11 @@ class AuditLogQuerySet(models.QuerySet):
         fragment of a word ("approv") then finds nothing. The README's MongoDB
         section says what each way costs.
         """
-        from django.conf import settings
-        from django.db import connections
-
         text = text.strip()
         if not text:
             return self
         qs = self
         if settings.DMOBS_MONGODB_TEXT_SEARCH and connections[self.db].vendor == "mongodb":
-            from dmobs.mongo import TextSearch
-
             qs = qs.filter(TextSearch(models.F("description"), text))
         return qs.filter(
             Q(description__icontains=text)

@@ -96,3 +96,14 @@ def instance_to_record(obj: Any) -> dict[str, Any]:
     record["id"] = str(obj.pk)
     record["createdAt"] = format_time(obj.created_at)
     return record
+
+
+class PermanentEntryError(Exception):
+    """Raised on any attempt to update or delete an audit entry."""
+
+    def __init__(self, operation: str):
+        super().__init__(
+            f"Audit entries are permanent: {operation} is not allowed on audit_logs "
+            "(entries are never updated or deleted)."
+        )
+        self.operation = operation

@@ -33,6 +33,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_cache_control
 from django.views.debug import SafeExceptionReporterFilter
 
+from dmobs.vocabulary import MAX_USERNAME
+
 DEFAULT_POLICY: dict[str, str] = {
     "default-src": "'self'",
     "script-src": "'self'",
@@ -125,11 +127,9 @@ def client_ip(request: HttpRequest) -> str | None:
     return request.META.get("REMOTE_ADDR")
 
 
-# Django's username field holds at most 150 characters; django-axes stores the
-# attempted username in a 255-character column, so a longer guess would be a
-# database error (a 500) on PostgreSQL. No account can have a longer name, so
-# counting a longer guess under its first 150 characters loses nothing.
-MAX_USERNAME = 150
+# django-axes stores the attempted username in a 255-character column, so a
+# longer guess would be a database error (a 500) on PostgreSQL; it is counted
+# under its first MAX_USERNAME characters (dmobs.vocabulary).
 
 
 def axes_username(request: HttpRequest, credentials: dict | None) -> str | None:

@@ -52,7 +52,7 @@ MIDDLEWARE = [
     # outside the tracing middleware that configure_tracing() adds): it resets
     # the log context before anything logs, counts every response and
     # exception whatever layer made it, and writes the access line.
-    "dmobs.middleware.RequestContextMiddleware",
+    "dmobs.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "auditui.middleware.AppHostsMiddleware",
@@ -317,7 +317,7 @@ if not DMOBS_METRICS_TOKEN and env_str("DMOBS_METRICS_TOKEN_FILE"):
     DMOBS_METRICS_TOKEN = Path(env_str("DMOBS_METRICS_TOKEN_FILE")).read_text().strip() or None
 DMOBS_METRICS_MAX_TENANTS = env_int("DMOBS_METRICS_MAX_TENANTS", 200)
 
-from dmobs.logger import build_logging_config  # noqa: E402  (needs the values above)
+from dmobs.observability.logger import build_logging_config  # noqa: E402  (needs the values above)
 
 LOGGING_CONFIG = "logging.config.dictConfig"
 LOGGING = build_logging_config(

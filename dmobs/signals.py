@@ -15,10 +15,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
-from dmobs.audit import audit_log, tenant_ref_for_user
+from dmobs.audit import audit_log
+from dmobs.observability.logger import TENANT_SESSION_KEY, get_logger
 from dmobs.security import client_ip
-
-MAX_USERNAME = 150
+from dmobs.vocabulary import MAX_USERNAME
 
 
 def _client_address(request) -> str | None:
@@ -34,13 +34,13 @@ def _attempted(username: str) -> tuple[str | None, str, str]:
     if user is None:
         # Field limits of audit_logs: actorId 64, actorName 200 (usernames may be 150).
         return None, f"unknown:{username[:56]}", username[:200]
-    return tenant_ref_for_user(user), user.ref_id, user.get_full_name() or user.get_username()
+    return user.sole_tenant_ref(), user.ref_id, user.get_full_name() or user.get_username()
 
 
 @receiver(user_logged_in, dispatch_uid="dmobs_audit_logged_in")
 def audit_logged_in(sender, request, user, **kwargs):
     audit_log(
-        tenant_id=tenant_ref_for_user(user),
+        tenant_id=user.sole_tenant_ref(),
         actor_type="human",
         actor_id=user.ref_id,
         actor_name=user.get_full_name() or user.get_username(),
@@ -58,7 +58,7 @@ def audit_logged_out(sender, request, user, **kwargs):
     if user is None:
         return
     audit_log(
-        tenant_id=tenant_ref_for_user(user),
+        tenant_id=user.sole_tenant_ref(),
         actor_type="human",
         actor_id=user.ref_id,
         actor_name=user.get_full_name() or user.get_username(),
@@ -125,3 +125,17 @@ def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwa
             "userId": None if actor_id.startswith("unknown:") else actor_id,
         },
     )
+
+
+log = get_logger("dmobs.tracing")
+
+
+def remember_tenant_at_login(sender, request, user, **kwargs) -> None:
+    """``user_logged_in`` receiver: keep the user's only tenant in the session,
+    so log lines and spans name it without a query on later requests."""
+    if request is None or not hasattr(request, "session"):
+        return
+    try:
+        request.session[TENANT_SESSION_KEY] = user.sole_tenant_ref()
+    except Exception:  # noqa: BLE001 - telemetry must never fail a sign-in
+        log.warning("could not look up the tenant of a signed-in user", exc_info=True)

@@ -1,10 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from dmobs import health
 from dmobs import views as dmobs_views
 from dmobs.collectors.views import platform_metrics
 from dmobs.integrity import views as integrity_views
+from dmobs.observability import health
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dmobs.metrics import render_latest
+from dmobs.observability.metrics import render_latest
 
 
 def _bearer_token(request: HttpRequest) -> str | None:

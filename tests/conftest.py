@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from dmobs import writer as writer_module
-from dmobs.tracing import configure_tracing
+from dmobs.audit import writer as writer_module
+from dmobs.observability.tracing import configure_tracing
 
 _EXPORTER = InMemorySpanExporter()
 _PROVIDER = TracerProvider()

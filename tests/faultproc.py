@@ -40,7 +40,7 @@ def _say(line: str) -> None:
 def burst(args: argparse.Namespace) -> int:
     _setup()
     from dmobs.audit import audit_log, flush
-    from dmobs.writer import get_writer
+    from dmobs.audit.writer import get_writer
 
     writer = get_writer()
     ids_fd = (

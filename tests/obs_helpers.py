@@ -36,7 +36,7 @@ def captured_json_logs(level: int = logging.DEBUG) -> Iterator[list[dict]]:
     handlers and uses the same formatter factory, so what is asserted is what
     would be written to LOG_FILE.
     """
-    from dmobs.logger import json_formatter
+    from dmobs.observability.logger import json_formatter
 
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

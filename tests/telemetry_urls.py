@@ -12,8 +12,8 @@ from django.template import engines
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from dmobs.logger import get_logger
-from dmobs.tracing import current_span_id, current_trace_id
+from dmobs.observability.logger import get_logger
+from dmobs.observability.tracing import current_span_id, current_trace_id
 from dmobs.urls import urlpatterns as app_urlpatterns
 
 log = get_logger("tests.telemetry")

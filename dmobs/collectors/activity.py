@@ -37,7 +37,8 @@ from django.db.models import F
 from django.db.models.fields.json import KeyTextTransform
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from dmobs.collectors import CachedCollector
+from dmobs.collectors.base import CachedCollector
+from dmobs.models import AuditLog, Tenant
 
 STATUSES = ("created", "in_progress", "awaiting_approval", "completed", "failed")
 # after.status as the platform writes it -> the dashboard's status.
@@ -130,8 +131,6 @@ class ActivityCollector(CachedCollector):
         return self._now() if self._now else datetime.now(UTC)
 
     def lifecycle_rows(self, since: datetime) -> list[tuple]:
-        from dmobs.models import AuditLog
-
         return list(
             AuditLog.objects.filter(
                 created_at__gte=since, resource_type__in=("activity", "deliverable")
@@ -280,14 +279,10 @@ class ActivityCollector(CachedCollector):
     def tenants(self) -> list[dict]:
         from django.conf import settings
 
-        from dmobs.models import Tenant
-
         limit = settings.DMOBS_METRICS_MAX_TENANTS
         return list(Tenant.objects.order_by("id").values("ref_id", "slug", "name", "plan")[:limit])
 
     def config_entries(self, tenant_id: str) -> list[tuple]:
-        from dmobs.models import AuditLog
-
         return list(
             AuditLog.objects.filter(tenant_id=tenant_id, resource_type="agent_config")
             .order_by("-created_at", "-id")
@@ -328,8 +323,6 @@ class ActivityCollector(CachedCollector):
         """{tenant: (active since ``since``, latest agent_config entries newest first)}."""
         from django.conf import settings
         from django.db import connections, router
-
-        from dmobs.models import AuditLog, Tenant
 
         alias = router.db_for_read(AuditLog)
         if alias == router.db_for_read(Tenant) and connections[alias].vendor == "postgresql":
@@ -377,8 +370,6 @@ class ActivityCollector(CachedCollector):
         )
         since = now - timedelta(days=ACTIVE_DAYS)
         plans: Counter = Counter()
-        from dmobs.models import Tenant
-
         for plan in Tenant.Plan.values:
             plans[plan] = 0
         probes = self.tenant_probes(tenants, since)

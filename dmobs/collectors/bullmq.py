@@ -36,7 +36,7 @@ import time
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from dmobs.collectors import CachedCollector
+from dmobs.collectors.base import CachedCollector
 
 # (state, key suffix, Redis type) in the order exported.
 STATES = (

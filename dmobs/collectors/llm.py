@@ -34,7 +34,8 @@ from django.db.models import Count, Sum
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.samples import Exemplar
 
-from dmobs.collectors import CachedCollector
+from dmobs.collectors.base import CachedCollector
+from dmobs.models import LlmCall, SpendCap, Tenant
 
 LABELS = ("provider", "model", "tenant", "agent_role")
 EXEMPLAR_CALLS = 500
@@ -66,8 +67,6 @@ class LlmCollector(CachedCollector):
 
     def read(self) -> list[Metric]:
         from django.conf import settings
-
-        from dmobs.models import LlmCall, SpendCap, Tenant
 
         now = self.now()
         start = month_start(now)

@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dmobs.collectors import render_platform
+from dmobs.collectors.platform import render_platform
 from dmobs.views import metrics_allowed
 
 

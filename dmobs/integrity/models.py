@@ -14,7 +14,8 @@ from django.db import models
 
 from dmobs.fields import ObjectIdHexField
 from dmobs.ids import new_object_id
-from dmobs.models import PermanentEntryError
+from dmobs.integrity.digest import Digest
+from dmobs.records import PermanentEntryError
 
 
 class AuditDigestQuerySet(models.QuerySet):
@@ -86,8 +87,6 @@ class AuditDigest(models.Model):
         raise PermanentEntryError("adelete() of a digest")
 
     def to_digest(self):
-        from dmobs.integrity.digest import Digest
-
         return Digest(
             json.loads(self.header),
             self.signature,

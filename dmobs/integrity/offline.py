@@ -38,8 +38,7 @@ from dmobs.integrity.canonical import record_hash
 from dmobs.integrity.digest import Digest
 from dmobs.integrity.keys import KeyProblem, key_id, load_public
 from dmobs.integrity.verify import MASKED, Report, verify
-
-MASK = "••••••"  # what the screens' export puts in place of a secret value
+from dmobs.vocabulary import MASK  # what the screens' export puts in place of a secret value
 
 
 class InputError(Exception):

@@ -59,6 +59,7 @@ from dmobs.integrity.digest import (
     header_text,
     parse_leaves,
 )
+from dmobs.integrity.models import AuditDigest
 from dmobs.integrity.sources import Hashed, source_for
 
 
@@ -100,8 +101,6 @@ class SealResult:
 
 
 def digest_rows(alias: str | None = None):
-    from dmobs.integrity.models import AuditDigest
-
     return AuditDigest.objects.using(alias or settings.AUDIT_DB_ALIAS)
 
 
@@ -151,8 +150,6 @@ class Sealer:
     def _write(
         self, header: dict[str, Any], groups: dict[str, str], *, rotation_key=None
     ) -> Digest:
-        from dmobs.integrity.models import AuditDigest
-
         text = header_text(header)
         signature = keymod.sign(self.key, text.encode())
         rotation_signature = keymod.sign(rotation_key, text.encode()) if rotation_key else None

@@ -17,6 +17,7 @@ from dmobs.integrity.digest import KIND_ROTATION
 from dmobs.integrity.seal import digest_rows, load_digests
 from dmobs.integrity.sources import _VALUES, source_for, tenant_q
 from dmobs.integrity.verify import Report, check_blocks, verify
+from dmobs.models import AuditLog
 
 
 def trusted_key_ids() -> set[str]:
@@ -149,8 +150,6 @@ def entry_records(*, tenant: str | None = None, alias: str | None = None) -> Ite
     """Every entry (of ``tenant``) as a record in its canonical values: stored
     names, states with canonical numbers, createdAt to the millisecond. Hashing
     a record (``canonical.record_hash``) gives the sealed hash of an unchanged entry."""
-    from dmobs.models import AuditLog
-
     qs = AuditLog.objects.using(alias or settings.AUDIT_DB_ALIAS).filter(tenant_q(tenant))
     for row in qs.order_by("created_at", "id").values_list(*_VALUES).iterator(chunk_size=2000):
         record = dict(zip(_STORED, row, strict=True))

@@ -32,6 +32,7 @@ from dmobs.integrity.canonical import (
     state_hash,
     state_hash_of_text,
 )
+from dmobs.models import AuditLog
 
 Hashed = tuple[str, str, datetime, str]
 CHUNK = 10_000
@@ -89,8 +90,6 @@ class DjangoSource:
         self.alias = alias or settings.AUDIT_DB_ALIAS
 
     def _qs(self):
-        from dmobs.models import AuditLog
-
         return AuditLog.objects.using(self.alias)
 
     def _range(self, after: datetime | None, through: datetime | None, tenant: str | None):
@@ -145,8 +144,6 @@ class PostgresSource(DjangoSource):
         states as jsonb text (empty for none: JSON text is never empty), the
         canonical text after them. No value holds a raw tab or newline (JSON
         escapes control characters), so the lines split safely."""
-        from dmobs.models import AuditLog
-
         quote = connections[self.alias].ops.quote_name
         meta = AuditLog._meta
 

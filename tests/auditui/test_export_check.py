@@ -1,6 +1,6 @@
 """The PostgreSQL CSV export's chunk-level secret check (auditui.export._rows_to_mask)
 flags every row whose before/after text the per-text quick check flags, which in
-turn flags every text dmobs.masking would change (issue 12: one masking rule).
+turn flags every text dmobs.vocabulary would change (issue 12: one masking rule).
 Pure Python: runs on every database backend."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditui import export
-from dmobs.masking import SECRET_KEY_PARTS, mask_secrets
+from dmobs.vocabulary import SECRET_KEY_PARTS, mask_secrets
 from tests.auditui.test_masking import any_key, disguised_secret
 
 plain_key = st.sampled_from(["status", "title", "owner", "inputTokens", "maxTokens", "Passport"])

@@ -1,7 +1,7 @@
 """One masking rule on decoded keys, everywhere (issue 12, findings 4 and 5, and
 the confusable keys of finding 7).
 
-``dmobs.masking`` decides; the detail page, the expanded row of the list (the
+``dmobs.vocabulary`` decides; the detail page, the expanded row of the list (the
 detail fragment), the Django admin's change page, the CSV export (on
 PostgreSQL the chunked one with its quick text check) and the NDJSON export
 must all hide exactly the values it hides. Property-based: any key hypothesis
@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dmobs.ids import new_object_id
-from dmobs.masking import SECRET_KEY_PARTS, is_masked, key_skeleton, mask_secrets
 from dmobs.models import AuditLog, User
+from dmobs.vocabulary import SECRET_KEY_PARTS, is_masked, key_skeleton, mask_secrets
 from tests.auditui.helpers import LIST_URLS, ndjson_records, streamed
 
 pytestmark = pytest.mark.django_db

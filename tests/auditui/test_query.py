@@ -245,7 +245,14 @@ def test_choices_come_from_one_function(world):
         controls=frozenset(),
     )
     choices = query.filter_choices(scope=scope)
-    assert {a[1] for a in choices.actors} <= {"Ivan Initech", "Olga Multi"}
+    # The oracle: what initech's rows hold, read straight from the table.
+    rows = AuditLog.objects.filter(tenant_id=world.tenants["initech"].ref_id)
+    expected_actors = set(rows.values_list("actor_id", "actor_name", "actor_type"))
+    assert expected_actors, "the world has initech entries to choose from"
+    assert {a[1] for a in expected_actors} == {"Ivan Initech", "Olga Multi"}
+    assert set(choices.actors) == expected_actors
+    assert set(choices.actions) == set(rows.values_list("action", flat=True))
+    assert set(choices.resource_types) == set(rows.values_list("resource_type", flat=True))
     assert [t.slug for t in choices.tenants] == ["initech"]
 
 

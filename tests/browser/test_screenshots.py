@@ -85,3 +85,13 @@ def test_screenshots(browser, live_server, demo_data):
         page.screenshot(path=str(out / name))
         context.close()
     assert {s[2] for s in shots} <= {p.name for p in out.glob("*.png")}
+    for shot in shots:
+        width, height = png_size(out / shot[2])  # a real PNG, not an empty file
+        assert width > 0 and height > 0, shot[2]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk (fails on anything else)."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from dmobs.audit import audit_log, build_entry
+from dmobs.audit import audit_log
+from dmobs.audit.api import build_entry
 from dmobs.models import AuditLog
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.test import Client
 
-from dmobs import demo
+from dmobs.demo import pgload, world
 from dmobs.ids import is_object_id
 from dmobs.management.commands import audit_load
 from dmobs.models import AuditFacet, AuditLog, Membership, ReviewerAssignment, Tenant, User
@@ -78,7 +78,7 @@ def test_seed_demo_creates_the_documented_world(seeded):
     assert {"acme", "globex", "initech"} <= set(tenants)
     assert tenants["acme"].name == "Acme Corp"
     # Fixed ref ids keep URLs and tenantIds stable between machines.
-    assert tenants["acme"].ref_id == demo.DEMO_TENANTS[0].ref_id
+    assert tenants["acme"].ref_id == world.DEMO_TENANTS[0].ref_id
     User = get_user_model()
     sarah = User.objects.get(username="sarah")
     assert sarah.first_name == "Sarah"
@@ -103,7 +103,7 @@ def test_seed_demo_creates_the_documented_world(seeded):
 def test_demo_users_sign_in_with_the_demo_password(seeded, username):
     client = Client()
     response = client.post(
-        "/accounts/login/", {"username": username, "password": demo.DEMO_PASSWORD}
+        "/accounts/login/", {"username": username, "password": world.DEMO_PASSWORD}
     )
     assert response.status_code == 302, response.content[:500]
     assert client.session.get("_auth_user_id")
@@ -291,7 +291,7 @@ def test_pick_slots_follow_the_weights_and_keep_every_pool():
         acc += w
         cum.append(acc)
     cum[-1] = 1.0
-    slots = audit_load.pick_slots(cum, 65_536)
+    slots = pgload.pick_slots(cum, 65_536)
     assert len(slots) == 65_536
     counts = Counter(slots)
     assert set(counts) == set(range(len(weights)))  # even a tiny pool can be picked
@@ -299,7 +299,7 @@ def test_pick_slots_follow_the_weights_and_keep_every_pool():
     assert abs(counts[len(weights) - 1] / 65_536 - 0.02) < 0.001
     assert slots == sorted(slots)
     with pytest.raises(CommandError, match="At most 3 tenants"):
-        audit_load.pick_slots([0.2, 0.4, 0.6, 0.8, 1.0], 4)
+        pgload.pick_slots([0.2, 0.4, 0.6, 0.8, 1.0], 4)
 
 
 @pytest.mark.django_db(transaction=True)

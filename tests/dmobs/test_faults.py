@@ -33,10 +33,12 @@ import pytest
 from django.core.management import call_command
 from prometheus_client import REGISTRY
 
-from dmobs.audit import audit_log, build_entry
+from dmobs.audit import audit_log
+from dmobs.audit.api import build_entry
+from dmobs.audit.spool import Spool
+from dmobs.audit.stores.sql import DjangoStore
+from dmobs.audit.writer import AuditWriter, set_writer
 from dmobs.models import AuditLog
-from dmobs.spool import Spool
-from dmobs.writer import AuditWriter, DjangoStore, set_writer
 from tests.tcpproxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -162,11 +162,11 @@ def test_late_spool_arrivals_are_sealed_later_without_breaking_earlier_blocks(wo
     """Entries written an hour ago reach the store only now (a spool replayed
     after an outage): the sealed blocks stay valid, the entries go into a late
     block, and verification passes, listing them as sealed late."""
-    from dmobs.audit import build_entry
+    from dmobs.audit.api import build_entry
+    from dmobs.audit.spool import Spool
     from dmobs.ids import new_object_id
     from dmobs.integrity.digest import KIND_LATE
     from dmobs.integrity.verify import SEALED_LATE
-    from dmobs.spool import Spool
 
     seal()
     before = {d.seq: (d.header, d.signature) for d in AuditDigest.objects.all()}

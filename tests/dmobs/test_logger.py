@@ -1,4 +1,4 @@
-"""dmobs.logger: one processor chain, JSON lines, console on a terminal, LOG_FILE."""
+"""dmobs.observability.logger: one processor chain, JSON lines, console on a terminal, LOG_FILE."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from dmobs.logger import build_logging_config, console_formatter, get_logger
 from dmobs.models import Membership, Tenant, User
+from dmobs.observability.logger import build_logging_config, console_formatter, get_logger
 from tests.obs_helpers import captured_json_logs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -172,7 +172,7 @@ CHILD = textwrap.dedent(
     """
     import logging, django
     django.setup()
-    from dmobs.logger import get_logger
+    from dmobs.observability.logger import get_logger
     get_logger("dmobs.child").info("from structlog", n=1)
     logging.getLogger("django.child").error("from stdlib")
     """
@@ -243,7 +243,7 @@ LEVELS_CHILD = textwrap.dedent(
     """
     import logging, django
     django.setup()
-    from dmobs.logger import get_logger
+    from dmobs.observability.logger import get_logger
     for name in ("django", "django.request", "django.server", "django.db.backends",
                  "gunicorn.error", "gunicorn.access", "dmobs.child", "some.library"):
         logging.getLogger(name).info("info from %s", name)

@@ -1,4 +1,4 @@
-"""dmobs.metrics and /metrics: access, write-path and activity metrics,
+"""dmobs.observability.metrics and /metrics: access, write-path and activity metrics,
 the spool read at scrape time, and gunicorn's multiprocess mode."""
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from dmobs import metrics
 from dmobs.audit import audit_log
-from dmobs.spool import Spool
-from dmobs.writer import AuditWriter
+from dmobs.audit.spool import Spool, SpoolCollector
+from dmobs.audit.writer import AuditWriter
+from dmobs.observability import metrics
 from tests.obs_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,14 +174,14 @@ def test_record_export_counts_exports_and_rows():
 
 def test_spool_gauges_are_read_from_disk_at_scrape_time(tmp_path):
     spool_dir = tmp_path / "spool"
-    collector = metrics.SpoolCollector(spool_dir)
+    collector = SpoolCollector(spool_dir)
 
     def gauges():
         return {f.name: f.samples[0].value for f in collector.collect()}
 
     assert gauges()["dmobs_audit_spool_pending_files"] == 0
     spool = Spool(spool_dir)
-    from dmobs.audit import build_entry
+    from dmobs.audit.api import build_entry
 
     spool.append([build_entry(**entry_kwargs(), trace_id="ab" * 16)])
     spool.close()
@@ -209,7 +209,7 @@ class _SlowStore:
 
 
 def test_writer_thread_reports_its_queue_depth(tmp_path):
-    from dmobs.audit import build_entry
+    from dmobs.audit.api import build_entry
 
     store = _SlowStore()
     writer = AuditWriter(

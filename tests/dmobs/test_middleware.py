@@ -1,4 +1,4 @@
-"""dmobs.middleware: every response and exception counted at the outermost
+"""dmobs.observability.middleware: every response and exception counted at the outermost
 layer, a request context that cannot leak into another request, one access
 line per request, and telemetry that makes no queries of its own."""
 
@@ -12,8 +12,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
-from dmobs.logger import CURRENT_REQUEST, TENANT_SESSION_KEY
 from dmobs.models import Membership, Tenant, User
+from dmobs.observability.logger import CURRENT_REQUEST, TENANT_SESSION_KEY
 from tests.obs_helpers import captured_json_logs
 
 pytestmark = pytest.mark.django_db
@@ -152,7 +152,11 @@ def test_one_access_line_without_the_query_string_and_none_for_probes(client, te
     assert "private" not in text and "token=abc" not in text
 
 
-TELEMETRY_MODULES = ("dmobs/logger.py", "dmobs/tracing.py", "dmobs/metrics.py")
+TELEMETRY_MODULES = (
+    "dmobs/observability/logger.py",
+    "dmobs/observability/tracing.py",
+    "dmobs/observability/metrics.py",
+)
 
 
 def test_telemetry_makes_no_database_query(client, telemetry_urls, sarah, span_exporter):
@@ -221,7 +225,7 @@ def test_every_route_has_its_500_series_before_the_first_500(client):
 def test_a_hanging_check_fails_as_a_timeout_instead_of_holding_the_probe(monkeypatch):
     import threading
 
-    from dmobs import health
+    from dmobs.observability import health
 
     release = threading.Event()
     monkeypatch.setattr(health, "_ping", lambda alias: release.wait(10))

@@ -13,8 +13,8 @@ pytestmark = pytest.mark.django_db
 def test_the_fix_runs_before_the_tracing_middleware():
     # The request context middleware stays outermost (it counts every response).
     assert settings.MIDDLEWARE[:2] == [
-        "dmobs.middleware.RequestContextMiddleware",
-        "dmobs.middleware.WsgiPathInfoMiddleware",
+        "dmobs.observability.middleware.RequestContextMiddleware",
+        "dmobs.observability.middleware.WsgiPathInfoMiddleware",
     ]
     assert "opentelemetry" in settings.MIDDLEWARE[2]
 

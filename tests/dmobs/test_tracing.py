@@ -1,4 +1,4 @@
-"""dmobs.tracing: provider, instrumentation, response hook, OTLP export."""
+"""dmobs.observability.tracing: provider, instrumentation, response hook, OTLP export."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from opentelemetry.instrumentation.django import DjangoInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
-from dmobs import tracing
 from dmobs.models import Membership, Tenant, User
+from dmobs.observability import tracing
 from tests.obs_helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -173,7 +173,7 @@ def test_fresh_process_exports_spans_over_otlp_http(otlp_sink):
     out = _run_python(
         """
         import json
-        from dmobs.tracing import configure_tracing
+        from dmobs.observability.tracing import configure_tracing
         provider = configure_tracing()
         from opentelemetry import trace
         with trace.get_tracer("t").start_as_current_span("exported-span") as span:
@@ -202,7 +202,7 @@ def test_without_an_exporter_spans_still_have_trace_ids_and_mongodb_is_instrumen
     out = _run_python(
         """
         import importlib.util, json
-        from dmobs.tracing import configure_tracing
+        from dmobs.observability.tracing import configure_tracing
         provider = configure_tracing()
         from opentelemetry import trace
         with trace.get_tracer("t").start_as_current_span("local") as span:

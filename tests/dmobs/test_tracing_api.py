@@ -1,4 +1,4 @@
-"""dmobs.tracing's API for the platform's other hops: ids for other writers,
+"""dmobs.observability.tracing's API for the platform's other hops: ids for other writers,
 the job helpers (in process, and across two processes through a real Redis
 list with an OTLP receiver decoding the spans), writer batch links."""
 
@@ -14,8 +14,8 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from dmobs import tracing
-from dmobs.writer import write_batch
+from dmobs.audit.writer import write_batch
+from dmobs.observability import tracing
 from tests.live_helpers import ROOT, OtlpReceiver, child_env
 
 
@@ -97,7 +97,7 @@ def test_writer_batch_span_links_each_request_span_once(tracer, span_exporter):
 ENQUEUE = textwrap.dedent(
     """
     import json, sys, redis
-    from dmobs.tracing import configure_tracing, inject_job_context
+    from dmobs.observability.tracing import configure_tracing, inject_job_context
     provider = configure_tracing()
     from opentelemetry import trace
     queue = sys.argv[1]
@@ -116,8 +116,8 @@ RUN = textwrap.dedent(
     """
     import json, sys, redis, django
     django.setup()  # a worker runs under Django (a management command): logging configured
-    from dmobs.tracing import configure_tracing, current_trace_id, job_span
-    from dmobs.logger import get_logger
+    from dmobs.observability.tracing import configure_tracing, current_trace_id, job_span
+    from dmobs.observability.logger import get_logger
     provider = configure_tracing()
     queue = sys.argv[1]
     _, raw = redis.Redis(host="127.0.0.1", port=6379).brpop(queue, timeout=30)

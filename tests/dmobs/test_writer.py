@@ -11,11 +11,13 @@ import threading
 import pytest
 from django.db import connection
 
-from dmobs.audit import audit_log, build_entry
+from dmobs.audit import audit_log
+from dmobs.audit.api import build_entry
+from dmobs.audit.spool import Spool
+from dmobs.audit.stores.sql import DjangoStore
+from dmobs.audit.writer import AuditWriter, set_writer
 from dmobs.models import AuditLog
 from dmobs.records import model_values
-from dmobs.spool import Spool
-from dmobs.writer import AuditWriter, DjangoStore, set_writer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -268,7 +270,7 @@ def test_close_closes_the_connections_of_the_write_threads(tmp_path, pg_connecti
 
 
 def test_batches_go_in_parallel_on_postgresql_only(settings):
-    from dmobs.writer import build_writer
+    from dmobs.audit.writer import build_writer
 
     settings.AUDIT_WRITER_CONNECTIONS = 3
     expected = 3 if connection.vendor == "postgresql" else 1
@@ -358,7 +360,7 @@ def test_mongodb_store_tells_a_refusal_from_an_unreachable_server(error, refused
     from bson.errors import InvalidDocument
     from pymongo.errors import AutoReconnect, BulkWriteError
 
-    from dmobs.mongo import MongoStore
+    from dmobs.audit.stores.mongo import MongoStore
 
     exc = {
         "document": InvalidDocument("key '$x' must not start with '$'"),
@@ -429,9 +431,10 @@ sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 import django
 django.setup()
-from dmobs.audit import build_entry
-from dmobs.spool import Spool
-from dmobs.writer import AuditWriter, DjangoStore
+from dmobs.audit.api import build_entry
+from dmobs.audit.spool import Spool
+from dmobs.audit.stores.sql import DjangoStore
+from dmobs.audit.writer import AuditWriter
 
 class Hung(DjangoStore):
     def write(self, entries):

@@ -3,7 +3,7 @@
 1. On every server: the keyset page compiles to a plain ``$match`` (no
    ``$expr``, which MongoDB cannot answer from an index) on the stored names,
    directly followed by a ``$sort`` on ``createdAt, _id`` descending and the
-   ``$limit`` (see ``dmobs.mongo.IndexFriendlyCompilerMixin``).
+   ``$limit`` (see ``dmobs.audit.stores.mongo.IndexFriendlyCompilerMixin``).
 2. On a real MongoDB only: ``explain()`` shows the page read through one of
    the list indexes of migration 0003, without an in-memory sort. The emulator's
    ``explain()`` describes its own in-memory plan, so there this part is skipped.
@@ -18,8 +18,8 @@ from django.db import connections
 from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 
+from dmobs.audit.stores.mongo import MongoStore
 from dmobs.models import AuditLog
-from dmobs.mongo import MongoStore
 from tests.mongo.conftest import minutes_ago, writer_entry
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

@@ -168,7 +168,7 @@ def test_offline_verifier_on_a_mongodb_export(world, key, client, tmp_path):
 
 
 def test_late_spool_arrivals_do_not_break_verification(world, key, tmp_path):
-    from dmobs.spool import Spool
+    from dmobs.audit.spool import Spool
 
     seal()
     first = AuditDigest.objects.get(seq=1)

@@ -10,8 +10,8 @@ import pytest
 from bson import ObjectId
 from django.db.models import Q
 
+from dmobs.audit.stores.mongo import MongoStore
 from dmobs.models import AuditLog
-from dmobs.mongo import MongoStore
 from tests.mongo.conftest import minutes_ago, node_document, writer_entry
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

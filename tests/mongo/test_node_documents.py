@@ -25,8 +25,8 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from dmobs import metrics
 from dmobs.models import Membership
+from dmobs.observability import metrics
 from tests.auditui.conftest import build_world
 from tests.auditui.helpers import LIST_URLS, row_ids, streamed
 from tests.obs_helpers import captured_json_logs

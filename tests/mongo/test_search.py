@@ -11,8 +11,8 @@ from __future__ import annotations
 import pytest
 from django.db.utils import DatabaseError
 
+from dmobs.audit.stores.mongo import MongoStore
 from dmobs.models import AuditLog
-from dmobs.mongo import MongoStore
 from tests.mongo.conftest import minutes_ago, node_document, writer_entry
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

@@ -9,10 +9,11 @@ from bson import ObjectId
 from pymongo.errors import BulkWriteError
 
 from dmobs.audit import audit_log, flush
+from dmobs.audit.spool import Spool
+from dmobs.audit.stores import select_store
+from dmobs.audit.stores.mongo import MongoStore, insert_ignoring_duplicates
+from dmobs.audit.writer import AuditWriter, get_writer
 from dmobs.models import AuditLog
-from dmobs.mongo import MongoStore, insert_ignoring_duplicates
-from dmobs.spool import Spool
-from dmobs.writer import AuditWriter, get_writer, select_store
 from tests.mongo.conftest import minutes_ago, writer_entry
 
 pytestmark = pytest.mark.django_db(databases=["default", "audit"], transaction=True)

@@ -137,7 +137,7 @@ def test_alloy_labels_only_service_and_level_and_keeps_ids_as_metadata():
     assert set(re.findall(r'"(\w+)"', keep)) == {"service", "level"}
     assert '"__path__" = "/var/log/dmobs/*.log"' in code
     assert "http://loki:3100/loki/api/v1/push" in code
-    # The JSON fields the pipeline reads are the ones dmobs.logger writes.
+    # The JSON fields the pipeline reads are the ones dmobs.observability.logger writes.
     for field in ("time", "level", "service", "traceId", "spanId", "tenantId"):
         assert re.search(rf"\b{field}\s*=", _alloy_block(code, "stage.json")), field
 

@@ -24,7 +24,7 @@ import pytest
 from django.core.management import call_command
 from pytest_django.live_server_helper import LiveServer
 
-from dmobs.collectors import reset_platform_registry
+from dmobs.collectors.platform import reset_platform_registry
 from dmobs.models import LlmCall, Tenant
 from tests.bullmq_helpers import REDIS_URL, bullmq_prefix, make_jobs
 from tests.obs_helpers import free_port

@@ -13,8 +13,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dmobs.spool import Spool
-from dmobs.writer import refusal_test, select_store
+from dmobs.audit.spool import Spool
+from dmobs.audit.stores import refusal_test, select_store
 
 
 class Command(BaseCommand):

@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from dmobs.integrity.keys import KeyProblem
 from dmobs.integrity.service import verify_store
 from dmobs.integrity.verify import NOTICES
+from dmobs.models import Tenant
 
 
 def parse_bound(value: str, *, end: bool) -> datetime:
@@ -34,8 +35,6 @@ def parse_bound(value: str, *, end: bool) -> datetime:
 
 def resolve_tenant(value: str) -> str:
     """A tenant slug or ref id -> the tenantId of its entries; ``platform`` -> ""."""
-    from dmobs.models import Tenant
-
     if value == "platform":
         return ""
     tenant = (

@@ -12,9 +12,10 @@ from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections, router, transaction
 
-from dmobs import demo, demo_platform
+from dmobs.audit.stores.mongo import MongoStore
+from dmobs.demo import dataset, world
+from dmobs.demo import platform as demo_platform
 from dmobs.models import AuditLog, LlmCall, Membership, ReviewerAssignment, SpendCap, Tenant
-from dmobs.mongo import MongoStore
 from dmobs.records import model_values
 
 # Trace ids of the first demo scenarios: if any is stored, the demo entries are.
@@ -24,22 +25,22 @@ MARKER_TRACES = 20
 class Command(BaseCommand):
     help = (
         "Create the demo tenants (acme, globex, initech), users (sarah, james, rita, root, ...; "
-        f"password {demo.DEMO_PASSWORD}) and ~{demo.DEMO_ENTRIES:,} audit entries over the last "
-        f"{demo.DEMO_DAYS} days. Running it again changes nothing."
+        f"password {world.DEMO_PASSWORD}) and ~{world.DEMO_ENTRIES:,} audit entries over the last "
+        f"{world.DEMO_DAYS} days. Running it again changes nothing."
     )
 
     def add_arguments(self, parser):
         parser.add_argument(
             "--entries",
             type=int,
-            default=demo.DEMO_ENTRIES,
-            help=f"About how many audit entries to create (default {demo.DEMO_ENTRIES:,}).",
+            default=world.DEMO_ENTRIES,
+            help=f"About how many audit entries to create (default {world.DEMO_ENTRIES:,}).",
         )
         parser.add_argument(
             "--days",
             type=int,
-            default=demo.DEMO_DAYS,
-            help=f"Spread the entries over this many days until now (default {demo.DEMO_DAYS}).",
+            default=world.DEMO_DAYS,
+            help=f"Spread the entries over this many days until now (default {world.DEMO_DAYS}).",
         )
 
     def handle(self, *args, entries: int, days: int, **options):
@@ -56,12 +57,12 @@ class Command(BaseCommand):
         new_links = self._memberships(tenants, users)
         self.stdout.write(f"Memberships and reviewer assignments: {new_links} new")
 
-        casts, staff = demo.demo_casts(
+        casts, staff = dataset.demo_casts(
             tenant_refs={slug: t.ref_id for slug, t in tenants.items()},
             user_refs={name: u.ref_id for name, u in users.items()},
         )
         self.stdout.write(f"Generating ~{entries:,} audit entries over {days} days ...")
-        rows = demo.generate_demo_entries(
+        rows = dataset.generate_demo_entries(
             casts=casts, staff=staff, now=datetime.now(UTC), days=days, target=entries
         )
         inserted = self._entries(rows)
@@ -73,13 +74,13 @@ class Command(BaseCommand):
             f"Done in {time.perf_counter() - started:.1f} s: {len(tenants)} tenants, "
             f"{len(users)} users, {inserted:,} entries inserted "
             f"({stored:,} entries in the demo tenants). "
-            f"Sign in as sarah, james, rita or root with password {demo.DEMO_PASSWORD}."
+            f"Sign in as sarah, james, rita or root with password {world.DEMO_PASSWORD}."
         )
         self.stdout.write(self.style.SUCCESS(summary))
 
     def _tenants(self) -> tuple[dict[str, Tenant], int]:
         tenants, created = {}, 0
-        for spec in demo.DEMO_TENANTS:
+        for spec in world.DEMO_TENANTS:
             tenant, was_created = Tenant.objects.get_or_create(
                 slug=spec.slug,
                 defaults={"name": spec.name, "plan": spec.plan, "ref_id": spec.ref_id},
@@ -91,9 +92,9 @@ class Command(BaseCommand):
     def _users(self) -> tuple[dict, int]:
         User = get_user_model()
         # Hash once: every demo user has the same password, and hashing is slow on purpose.
-        password_hash = make_password(demo.DEMO_PASSWORD)
+        password_hash = make_password(world.DEMO_PASSWORD)
         users, created = {}, 0
-        for spec in demo.DEMO_USERS:
+        for spec in world.DEMO_USERS:
             user, was_created = User.objects.get_or_create(
                 username=spec.username,
                 defaults={
@@ -113,7 +114,7 @@ class Command(BaseCommand):
 
     def _memberships(self, tenants: dict[str, Tenant], users: dict) -> int:
         new = 0
-        for spec in demo.DEMO_USERS:
+        for spec in world.DEMO_USERS:
             user = users[spec.username]
             for slug, role in spec.memberships:
                 _, created = Membership.objects.get_or_create(

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dmobs.collectors.activity import ActivityCollector
-from dmobs.demo import new_trace_id
+from dmobs.demo.events import new_trace_id
 from dmobs.ids import new_object_id
 from dmobs.models import AuditLog, Tenant
 

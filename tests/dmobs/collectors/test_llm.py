@@ -10,8 +10,8 @@ from django.test import Client
 from prometheus_client import CollectorRegistry
 from prometheus_client.openmetrics.exposition import generate_latest
 
-from dmobs.collectors import reset_platform_registry
 from dmobs.collectors.llm import LlmCollector, projected_month
+from dmobs.collectors.platform import reset_platform_registry
 from dmobs.models import LlmCall, SpendCap, Tenant
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

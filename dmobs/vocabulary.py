@@ -1,9 +1,22 @@
-"""The one rule for secrets in before/after states: which keys' values are masked.
+"""The words both wings use, each defined once: who acts, how names look, what a
+trace id is, which keys are secret, which CSV cells a spreadsheet would run,
+how long a username may be.
 
-Every place that shows or exports a state calls this module and nothing else:
-the diff of the screens (``auditui.diff``), the CSV export (both the generic
-one and PostgreSQL's, whose quick text check may only skip texts this rule
-would leave alone), the NDJSON export and the Django admin.
+The write side (``dmobs.audit`` validates entries, ``dmobs.models`` constrains
+the table, ``dmobs.observability.metrics`` bounds its labels) and the read side
+(``auditui`` parses filters, renders diffs, writes exports) import these
+names from here and define none of their own. Nothing in this module imports
+from the project: it is the bottom floor (see the import contracts in
+pyproject.toml).
+
+The secret rule
+---------------
+
+Which keys' values in before/after states are masked. Every place that shows
+or exports a state calls this module and nothing else: the diff of the screens
+(``auditui.diff``), the CSV export (both the generic one and PostgreSQL's,
+whose quick text check may only skip texts this rule would leave alone), the
+NDJSON export and the Django admin.
 
 The rule works on the decoded key (a ``str`` from the parsed JSON, never the
 JSON text with its escapes):
@@ -24,8 +37,43 @@ JSON text with its escapes):
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from typing import Any
+
+# --- actors ---------------------------------------------------------------------
+# Who performed an action (audit_logs.actorType; a CHECK constraint holds it).
+ACTOR_TYPES = ("human", "agent", "system")
+
+# --- names ----------------------------------------------------------------------
+# An action or resource type as audit_log() accepts it: lowercase, starting with
+# a letter; dots and hyphens allowed for namespaced names ("billing.plan-changed").
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+NAME_MAX_LENGTH = 64
+NAME_RULE = "lowercase letters, digits, '_', '.' and '-', starting with a letter"
+
+
+# --- trace ids ------------------------------------------------------------------
+# W3C trace context: 32 lowercase hex digits, all zero meaning "no trace".
+TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
+ZERO_TRACE_ID = "0" * 32
+
+
+def is_valid_trace_id(value: object) -> bool:
+    return isinstance(value, str) and bool(TRACE_ID_RE.match(value)) and value != ZERO_TRACE_ID
+
+
+# --- CSV ------------------------------------------------------------------------
+# First characters that make a spreadsheet read a cell as a formula (OWASP's
+# "CSV Injection" list); an export prefixes such a cell with a quote.
+CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+# --- usernames ------------------------------------------------------------------
+# Django's username field holds at most 150 characters: no account has a longer
+# name, so a longer sign-in guess can be cut to this without losing anything.
+MAX_USERNAME = 150
+
+# --- secrets (the rule described in the module docstring) ---------------------------
 
 MASK = "••••••"
 

@@ -25,12 +25,17 @@ Durability (``AUDIT_DURABILITY``):
 A spool that cannot be written (directory not writable, disk full) never raises
 in the caller: it is logged at error level and counted in
 ``dmobs_audit_spool_errors``.
+
+Why one module of about 600 lines: ``AuditWriter`` is one state machine
+(queue, batches, parallel write threads settled in order, spill, replay, exit
+hooks) whose promise (every accepted entry is stored or spooled, once) can only
+be checked by reading it whole. The stores it writes to are
+``dmobs.audit.stores``; the disk journal is ``dmobs.audit.spool``.
 """
 
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import queue
 import signal
@@ -39,16 +44,18 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+from django.db import connections
 from opentelemetry import trace
 from opentelemetry.trace import Link, SpanContext, TraceFlags
 
-from dmobs import metrics
-from dmobs.logger import get_logger
-from dmobs.records import FIELDS, JSON_STATES, model_values
-from dmobs.spool import ReplayReport, Spool
+from dmobs.audit.spool import ReplayReport, Spool
+from dmobs.audit.stores import refusal_test, select_store
+from dmobs.audit.stores.sql import DjangoStore
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 
 log = get_logger("dmobs.writer")
 _tracer = trace.get_tracer("dmobs.writer")
@@ -89,152 +96,6 @@ def write_batch(store: Any, entries: list[dict[str, Any]], *, replay: bool = Fal
         attributes={"audit.batch.entries": len(entries), "audit.batch.replay": replay},
     ):
         return store.write(entries)
-
-
-class DjangoStore:
-    """Inserts entries into the audit database alias.
-
-    ``INSERT ... ON CONFLICT (id) DO NOTHING`` (``_insert_postgresql``,
-    ``_insert_sqlite``) turns a second insert of the same id into a no-op, which is
-    what makes retries and replays idempotent; any other constraint still fails
-    the batch, and ``refuses()`` tells such a refusal from an unreachable store.
-    """
-
-    def __init__(self, alias: str | None = None):
-        self._alias = alias
-
-    @property
-    def alias(self) -> str:
-        from django.conf import settings
-
-        return self._alias or settings.AUDIT_DB_ALIAS
-
-    def write(self, entries: list[dict[str, Any]]) -> int:
-        from django.db import connections
-
-        from dmobs.models import AuditLog
-
-        try:
-            connection = connections[self.alias]
-            if connection.vendor == "postgresql":
-                _insert_postgresql(connection, entries)
-            elif connection.vendor == "sqlite":
-                _insert_sqlite(connection, entries)
-            else:
-                AuditLog.objects.using(self.alias).bulk_create(
-                    [AuditLog(**model_values(entry)) for entry in entries],
-                    ignore_conflicts=True,
-                    batch_size=1000,
-                )
-        except Exception:
-            # Drop a broken connection so the next attempt reconnects.
-            try:
-                connections[self.alias].close()
-            except Exception:  # noqa: BLE001 - closing a dead connection may fail too
-                pass
-            raise
-        return len(entries)
-
-    def close(self) -> None:
-        from django.db import connections
-
-        connections[self.alias].close()
-
-    @staticmethod
-    def refuses(exc: BaseException) -> bool:
-        """The database answered and refused the data (a constraint, a value a
-        column cannot hold), as opposed to being unreachable."""
-        from django.db import DataError, IntegrityError
-
-        return isinstance(exc, DataError | IntegrityError | TypeError | ValueError)
-
-
-# The whole batch travels as one JSON array (one parameter, one round trip in
-# autocommit) that PostgreSQL unpacks with json_to_recordset: encoding it is a
-# single C call (json.dumps) on the writer thread, so the thread holds the GIL
-# (which callers of audit_log() then wait for) for little Python time per entry,
-# and the server spends its time inserting rather than waiting for the client.
-# The entry's fields (dmobs.records) and the PostgreSQL type each is cast to.
-_PG_COLUMNS = tuple(
-    (name, {"before": "jsonb", "after": "jsonb", "created_at": "timestamptz"}.get(name, "text"))
-    for name, _stored in FIELDS
-)
-
-
-def _json_default(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()  # with microseconds and offset, as stored
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
-
-
-def _insert_postgresql(connection, entries: list[dict[str, Any]]) -> None:
-    """INSERT ... SELECT FROM json_to_recordset(batch) ON CONFLICT (id) DO NOTHING:
-    idempotent like ``bulk_create(ignore_conflicts=True)``, at a fraction of its cost."""
-    from dmobs.models import AuditLog
-
-    meta = AuditLog._meta
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name, _ in _PG_COLUMNS)
-    # before/after arrive as JSON text inside the document (see dmobs.records).
-    record = ", ".join(
-        f"{quote(name)} {'text' if kind == 'jsonb' else kind}" for name, kind in _PG_COLUMNS
-    )
-    picks = ", ".join(f"r.{quote(name)}::{kind}" for name, kind in _PG_COLUMNS)
-    batch = json.dumps(entries, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) "
-            f"SELECT {picks} FROM json_to_recordset(%s::json) AS r({record}) "
-            "ON CONFLICT (id) DO NOTHING",
-            [batch],
-        )
-
-
-def _insert_sqlite(connection, entries: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT (id) DO NOTHING. Not ``bulk_create(ignore_conflicts=
-    True)``: on SQLite that is INSERT OR IGNORE, which also skips, silently, a row
-    that breaks NOT NULL; an entry would be lost while reported stored."""
-    from dmobs.models import AuditLog
-
-    meta = AuditLog._meta
-    quote = connection.ops.quote_name
-    fields = [meta.get_field(name) for name, _stored in FIELDS]
-    columns = ", ".join(quote(field.column) for field in fields)
-    marks = ", ".join(["%s"] * len(fields))
-    # before/after are JSON text already, which is what SQLite stores.
-    rows = [
-        [
-            entry.get(field.name)
-            if field.name in JSON_STATES
-            else field.get_db_prep_save(entry.get(field.name), connection)
-            for field in fields
-        ]
-        for entry in entries
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks}) "
-            "ON CONFLICT (id) DO NOTHING",
-            rows,
-        )
-
-
-def refusal_test(store: Any) -> Callable[[BaseException], bool] | None:
-    """The store's ``refuses(error)``: did it answer and refuse the data (see
-    ``Spool.replay``)? None for a store that cannot tell."""
-    return getattr(store, "refuses", None)
-
-
-def select_store(alias: str | None = None) -> Any:
-    """The store for the audit alias: ``MongoStore`` on MongoDB, else ``DjangoStore``."""
-    from django.conf import settings
-    from django.db import connections
-
-    if connections[alias or settings.AUDIT_DB_ALIAS].vendor == "mongodb":
-        from dmobs.mongo import MongoStore
-
-        return MongoStore(alias)
-    return DjangoStore(alias)
 
 
 class _FlushMarker:
@@ -411,7 +272,7 @@ class AuditWriter:
     def _step(self) -> None:
         wait = self.flush_interval * 5 if not self._spool_pending else self._retry_wait()
         batch, markers = self._collect(first_timeout=max(wait, 0.01))
-        # Set here, not read at scrape time: see dmobs.metrics (multiprocess mode).
+        # Set here, not read at scrape time: see dmobs.observability.metrics (multiprocess mode).
         metrics.AUDIT_QUEUE_DEPTH.set(self._queue.qsize())
         if batch:
             self._dispatch(batch)
@@ -667,8 +528,6 @@ _writer_lock = threading.Lock()
 
 
 def build_writer() -> AuditWriter:
-    from django.conf import settings
-
     cls = InlineAuditWriter if settings.AUDIT_WRITER_MODE == "inline" else AuditWriter
     store = select_store()
     return cls(
@@ -686,8 +545,6 @@ def build_writer() -> AuditWriter:
 def _writes_in_parallel(store: Any) -> bool:
     """Only PostgreSQL takes concurrent batches well: SQLite would answer "database
     is locked" to the second connection."""
-    from django.db import connections
-
     return isinstance(store, DjangoStore) and connections[store.alias].vendor == "postgresql"
 
 
@@ -723,8 +580,6 @@ def _at_exit() -> None:
     writer = _writer
     if writer is None:
         return
-    from django.conf import settings
-
     try:
         writer.close(timeout=settings.AUDIT_EXIT_FLUSH_TIMEOUT)
     except Exception:  # noqa: BLE001 - never raise from atexit

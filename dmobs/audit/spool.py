@@ -30,6 +30,12 @@ idempotent ``write`` (the id is fixed before the first insert), and removes the
 file while still holding the lock. A line that cannot be parsed (a torn tail
 after a crash, or damage) is copied to a ``.torn`` quarantine file next to it,
 logged at error level and counted; everything else replays.
+
+Why one module of about 550 lines: the journal's file format, locking, group
+commit, rotation, replay and quarantine share one set of invariants (a line is
+either replayed, kept, or quarantined, never lost or written twice); split,
+they would have to be re-read together anyway. Its scrape-time collector is at
+the end.
 """
 
 from __future__ import annotations
@@ -41,13 +47,16 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmobs import metrics
-from dmobs.logger import get_logger
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from dmobs.observability import metrics
+from dmobs.observability.logger import get_logger
 from dmobs.records import entry_to_record, record_to_entry
 
 log = get_logger("dmobs.spool")
@@ -502,3 +511,61 @@ def _parse(data: bytes) -> tuple[list[dict[str, Any]], list[tuple[int, bytes]]]:
         except (ValueError, KeyError, TypeError, AttributeError):
             torn.append((number, raw))
     return entries, torn
+
+
+# --- the spool, read at scrape time ---------------------------------------------
+
+
+class SpoolCollector(Collector):
+    """Gauges of the spool directory, read from disk when Prometheus scrapes."""
+
+    def __init__(self, directory: Path | str | None = None):
+        self._directory = directory
+
+    def directory(self) -> Path | None:
+        if self._directory is not None:
+            return Path(self._directory)
+        try:
+            from django.conf import settings
+
+            return Path(settings.AUDIT_SPOOL_DIR)
+        except Exception:  # noqa: BLE001 - no settings: nothing to report
+            return None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        files = 0
+        size = 0
+        oldest: float | None = None
+        torn = 0
+        directory = self.directory()
+        if directory is not None and directory.is_dir():
+            for entry in os.scandir(directory):
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:
+                    continue  # replayed and removed while we looked
+                if entry.name.endswith(SPOOL_SUFFIX):
+                    files += 1
+                    size += stat.st_size
+                    oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
+                elif entry.name.endswith((TORN_SUFFIX, REJECTED_SUFFIX)):
+                    torn += 1
+        yield GaugeMetricFamily(
+            "dmobs_audit_spool_pending_files", "Spool files waiting to be replayed.", value=files
+        )
+        yield GaugeMetricFamily(
+            "dmobs_audit_spool_pending_bytes", "Bytes in spool files waiting.", value=size
+        )
+        yield GaugeMetricFamily(
+            "dmobs_audit_spool_oldest_age_seconds",
+            "Age of the oldest waiting spool file (0 when none).",
+            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
+        )
+        yield GaugeMetricFamily(
+            "dmobs_audit_spool_quarantined_files",
+            "Quarantine files: unreadable spool lines, entries the store refused (need a person).",
+            value=torn,
+        )
+
+
+SPOOL_COLLECTOR = metrics.register_scrape_collector(SpoolCollector())

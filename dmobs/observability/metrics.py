@@ -1,6 +1,6 @@
 """Prometheus metrics of dmobs: the audit write path, audit activity, requests.
 
-Requests are measured by ``dmobs.middleware.RequestContextMiddleware``, the
+Requests are measured by ``dmobs.observability.middleware.RequestContextMiddleware``, the
 outermost middleware, so a response made by any layer (a middleware, the view,
 a template, a streaming body that fails after the headers) is counted with its
 real status, and every unhandled exception is counted by type. The names,
@@ -14,7 +14,7 @@ directory at start and marks dead workers. That is why the queue depth is a
 ``livesum`` gauge that the writer thread sets, not a function evaluated at
 scrape time: a scrape reaches one worker, and only files hold every worker's
 value. The spool, on the other hand, is one directory shared by all processes,
-so its gauges are read from disk at scrape time by ``SpoolCollector``.
+so its gauges are read from disk at scrape time by ``dmobs.audit.spool.SpoolCollector``.
 
 Cardinality: labels take values from bounded sets only. ``action`` and
 ``resource_type`` are free-form in ``audit_log()``, so values outside the
@@ -22,6 +22,10 @@ platform's known vocabulary are counted as ``other``; tenants get a counter of
 their own with one label and at most ``DMOBS_METRICS_MAX_TENANTS`` values per
 process (the rest are ``other``); per-tenant detail beyond that is a question
 for the audit store, not for Prometheus.
+
+Why one module of about 450 lines: it declares every metric the process
+exposes, and docs/METRICS.md is its contract line for line
+(tests/ops/test_metrics_doc.py compares them); one file is one place to check.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import prometheus_client
@@ -39,6 +42,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Exemplar
+
+from dmobs.observability.health import readiness
+from dmobs.vocabulary import ACTOR_TYPES
 
 # A ``_created`` series per counter doubles the series count, and Prometheus
 # (2.x, and 3.x without a feature flag) does not use it for increase(). The
@@ -123,7 +129,6 @@ NO_ROUTE = "none"
 # Routes of probes and scrapes: left out of the 5xx share and its alert.
 PROBE_ROUTES = ("healthz", "readyz", "metrics")
 
-ACTOR_TYPES = frozenset({"human", "agent", "system"})
 KNOWN_ACTIONS = frozenset(
     {
         "approved",
@@ -387,65 +392,21 @@ class _LocalExemplars(Collector):
             yield family
 
 
-# --- the spool, read at scrape time ---------------------------------------------
+# --- collectors read at scrape time ----------------------------------------------
+#
+# Besides the default registry, ``render_latest()`` builds a registry of its own
+# in multiprocess mode; the collectors that read shared state at scrape time
+# (the spool directory: ``dmobs.audit.spool``; readiness, below) are registered
+# through ``register_scrape_collector()`` so both registries carry them.
+
+SCRAPE_COLLECTORS: list[Collector] = []
 
 
-class SpoolCollector(Collector):
-    """Gauges of the spool directory, read from disk when Prometheus scrapes."""
-
-    def __init__(self, directory: Path | str | None = None):
-        self._directory = directory
-
-    def directory(self) -> Path | None:
-        if self._directory is not None:
-            return Path(self._directory)
-        try:
-            from django.conf import settings
-
-            return Path(settings.AUDIT_SPOOL_DIR)
-        except Exception:  # noqa: BLE001 - no settings: nothing to report
-            return None
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        from dmobs.spool import REJECTED_SUFFIX, SPOOL_SUFFIX, TORN_SUFFIX
-
-        files = 0
-        size = 0
-        oldest: float | None = None
-        torn = 0
-        directory = self.directory()
-        if directory is not None and directory.is_dir():
-            for entry in os.scandir(directory):
-                try:
-                    stat = entry.stat()
-                except FileNotFoundError:
-                    continue  # replayed and removed while we looked
-                if entry.name.endswith(SPOOL_SUFFIX):
-                    files += 1
-                    size += stat.st_size
-                    oldest = stat.st_mtime if oldest is None else min(oldest, stat.st_mtime)
-                elif entry.name.endswith((TORN_SUFFIX, REJECTED_SUFFIX)):
-                    torn += 1
-        yield GaugeMetricFamily(
-            "dmobs_audit_spool_pending_files", "Spool files waiting to be replayed.", value=files
-        )
-        yield GaugeMetricFamily(
-            "dmobs_audit_spool_pending_bytes", "Bytes in spool files waiting.", value=size
-        )
-        yield GaugeMetricFamily(
-            "dmobs_audit_spool_oldest_age_seconds",
-            "Age of the oldest waiting spool file (0 when none).",
-            value=0.0 if oldest is None else max(0.0, time.time() - oldest),
-        )
-        yield GaugeMetricFamily(
-            "dmobs_audit_spool_quarantined_files",
-            "Quarantine files: unreadable spool lines, entries the store refused (need a person).",
-            value=torn,
-        )
-
-
-SPOOL_COLLECTOR = SpoolCollector()
-prometheus_client.REGISTRY.register(SPOOL_COLLECTOR)
+def register_scrape_collector(collector: Collector) -> Collector:
+    """Expose ``collector`` on /metrics in either mode; returns it."""
+    prometheus_client.REGISTRY.register(collector)
+    SCRAPE_COLLECTORS.append(collector)
+    return collector
 
 
 def multiprocess_dir() -> str | None:
@@ -462,8 +423,8 @@ def render_latest(accept: str = "") -> tuple[bytes, str]:
     if multiprocess_dir():
         registry = CollectorRegistry()
         registry.register(_LocalExemplars(multiprocess.MultiProcessCollector(None)))
-        registry.register(SPOOL_COLLECTOR)
-        registry.register(READINESS_COLLECTOR)
+        for collector in SCRAPE_COLLECTORS:
+            registry.register(collector)
     else:
         registry = prometheus_client.REGISTRY
     if "application/openmetrics-text" in accept:
@@ -485,8 +446,6 @@ class ReadinessCollector(Collector):
 
         if not settings.configured:
             return
-        from dmobs.health import readiness
-
         checks = readiness()
         ready = GaugeMetricFamily(
             "dmobs_ready", "1 when every readiness check passes (what /readyz answers)."
@@ -501,5 +460,4 @@ class ReadinessCollector(Collector):
         yield per_check
 
 
-READINESS_COLLECTOR = ReadinessCollector()
-prometheus_client.REGISTRY.register(READINESS_COLLECTOR)
+READINESS_COLLECTOR = register_scrape_collector(ReadinessCollector())

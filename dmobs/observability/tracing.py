@@ -22,7 +22,7 @@ The API for other code (each documented with an example in the README,
   ``job_span(carrier, queue=...)`` when it runs: one trace from the request
   that enqueued it to the worker that ran it, whatever the queue.
 - The audit writer's batch spans link to the request spans of their entries
-  (``dmobs.writer``).
+  (``dmobs.audit.writer``).
 
 When an SDK provider is already installed (the test suite installs one with an
 in-memory exporter), it is kept: only the instrumentations are added.
@@ -45,7 +45,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind
 
-from dmobs.logger import TENANT_SESSION_KEY, get_logger, request_identity
+from dmobs import __version__
+from dmobs.observability.logger import get_logger, request_identity
 
 log = get_logger("dmobs.tracing")
 
@@ -61,7 +62,7 @@ SPAN_ATTR_TENANT = "dmobs.tenant_id"
 SPAN_ATTR_REQUEST_ID = "dmobs.request_id"
 
 # Probes and scrapes get no server span (they run every few seconds; the
-# readiness checks' queries are not traced either, see dmobs.health).
+# readiness checks' queries are not traced either, see dmobs.observability.health).
 UNTRACED_URLS = r"^https?://[^/]+/(healthz|readyz|metrics)/?\??$"
 
 _tracer = trace.get_tracer("dmobs")
@@ -100,8 +101,6 @@ def configure_tracing(*, service_name: str | None = None) -> TracerProvider:
 def _resource(service_name: str | None) -> Resource:
     """service.name, service.version and deployment.environment.name; whatever
     ``OTEL_RESOURCE_ATTRIBUTES`` sets wins."""
-    from dmobs import __version__
-
     attributes = {
         "service.name": service_name or os.environ.get("OTEL_SERVICE_NAME") or "dmobs",
         "service.version": os.environ.get("DMOBS_VERSION") or __version__,
@@ -191,8 +190,8 @@ def _scrub_query_string(span: Span, *_args: Any) -> None:
         span.set_attribute("url.full", urlunsplit(parts._replace(query=masked)))
 
 
-CONTEXT_MIDDLEWARE = "dmobs.middleware.RequestContextMiddleware"
-PATH_INFO_MIDDLEWARE = "dmobs.middleware.WsgiPathInfoMiddleware"
+CONTEXT_MIDDLEWARE = "dmobs.observability.middleware.RequestContextMiddleware"
+PATH_INFO_MIDDLEWARE = "dmobs.observability.middleware.WsgiPathInfoMiddleware"
 
 
 def _order_middleware() -> None:
@@ -227,24 +226,11 @@ def uses_mongodb() -> bool:
     return False
 
 
-def remember_tenant_at_login(sender: Any, request: Any, user: Any, **_kwargs: Any) -> None:
-    """``user_logged_in`` receiver: keep the user's only tenant in the session,
-    so log lines and spans name it without a query on later requests."""
-    if request is None or not hasattr(request, "session"):
-        return
-    from dmobs.audit import tenant_ref_for_user
-
-    try:
-        request.session[TENANT_SESSION_KEY] = tenant_ref_for_user(user)
-    except Exception:  # noqa: BLE001 - telemetry must never fail a sign-in
-        log.warning("could not look up the tenant of a signed-in user", exc_info=True)
-
-
 def response_hook(span: Span, request: Any, response: Any) -> None:
     """Name the request on its server span: who, for which tenant, which request id.
 
     Reads only what the request has loaded (no queries: see
-    ``dmobs.logger.request_identity``). Leaves the span's ids on the request and
+    ``dmobs.observability.logger.request_identity``). Leaves the span's ids on the request and
     in the log context, for the access line and Django's own lines, which are
     written after the span has ended.
     """

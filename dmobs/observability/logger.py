@@ -47,12 +47,12 @@ def add_trace_ids(_logger: Any, _name: str, event_dict: dict) -> dict:
     return event_dict
 
 
-# The request a thread is serving (set by dmobs.middleware.RequestContextMiddleware,
+# The request a thread is serving (set by dmobs.observability.middleware.RequestContextMiddleware,
 # cleared on request_started and request_finished).
 CURRENT_REQUEST: ContextVar[Any] = ContextVar("dmobs_current_request", default=None)
 
 # Session key holding the signed-in user's only tenant, written at sign-in
-# (dmobs.tracing.remember_tenant_at_login), so telemetry never queries for it.
+# (dmobs.signals.remember_tenant_at_login), so telemetry never queries for it.
 TENANT_SESSION_KEY = "_dmobs_tenant_ref"
 
 
@@ -222,10 +222,10 @@ def build_logging_config(
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {
-            "json": {"()": "dmobs.logger.json_formatter"},
-            "console": {"()": "dmobs.logger.console_formatter"},
+            "json": {"()": "dmobs.observability.logger.json_formatter"},
+            "console": {"()": "dmobs.observability.logger.console_formatter"},
         },
-        "filters": {"no_access_lines": {"()": "dmobs.logger.DropServerAccessLines"}},
+        "filters": {"no_access_lines": {"()": "dmobs.observability.logger.DropServerAccessLines"}},
         "handlers": {
             **handlers,
             # For the servers' access loggers: their lines go nowhere.

@@ -26,13 +26,10 @@ from typing import Any
 
 from opentelemetry import trace
 
-from dmobs import writer as _writer_module
+from dmobs.audit import writer as _writer_module
 from dmobs.ids import new_object_id
+from dmobs.vocabulary import ACTOR_TYPES, NAME_MAX_LENGTH, NAME_RE, NAME_RULE, is_valid_trace_id
 
-ACTOR_TYPES = frozenset({"human", "agent", "system"})
-TRACE_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")  # \Z: "$" would accept a trailing newline
-NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
-ZERO_TRACE_ID = "0" * 32
 # What one before/after state may be (issue 13): the platform's snapshots are a
 # few levels deep and a few KB; these bounds leave room for much more and keep
 # every entry within what the screens show and export comfortably.
@@ -41,11 +38,7 @@ MAX_STATE_BYTES = 1024 * 1024  # 1 MiB of UTF-8 JSON text
 
 _tracer = trace.get_tracer("dmobs.audit")
 
-__all__ = ["audit_log", "flush", "is_valid_trace_id"]
-
-
-def is_valid_trace_id(value: object) -> bool:
-    return isinstance(value, str) and bool(TRACE_ID_RE.match(value)) and value != ZERO_TRACE_ID
+__all__ = ["audit_log", "flush"]
 
 
 def _text(field: str, value: object, *, max_length: int, required: bool = True) -> str | None:
@@ -80,11 +73,10 @@ def _storable(field: str, text: str) -> None:
 
 
 def _name(field: str, value: object) -> str:
-    text = _text(field, value, max_length=64)
+    text = _text(field, value, max_length=NAME_MAX_LENGTH)
     if not NAME_RE.match(text):
         raise ValueError(
-            f"audit_log(): {field} must be lowercase letters, digits and underscores "
-            f"(like 'approved'), got {value!r}"
+            f"audit_log(): {field} must be {NAME_RULE} (like 'approved'), got {value!r}"
         )
     return text
 
@@ -165,7 +157,7 @@ def build_entry(
         _text("tenant_id", tenant_id, max_length=64)
     if actor_type not in ACTOR_TYPES:
         raise ValueError(
-            f"audit_log(): actor_type must be one of human, agent, system; got {actor_type!r}"
+            f"audit_log(): actor_type must be one of {', '.join(ACTOR_TYPES)}; got {actor_type!r}"
         )
     if isinstance(resource_id, int) and not isinstance(resource_id, bool):
         resource_id = str(resource_id)
@@ -263,9 +255,3 @@ def audit_log(
 def flush(timeout: float | None = 10.0) -> bool:
     """Block until every accepted entry is stored or spooled (False on timeout)."""
     return _writer_module.flush(timeout)
-
-
-def tenant_ref_for_user(user: Any) -> str | None:
-    """The tenant an action of this user belongs to: their only tenant, else none."""
-    refs = list(user.memberships.values_list("tenant__ref_id", flat=True)[:2])
-    return refs[0] if len(refs) == 1 else None

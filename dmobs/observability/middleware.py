@@ -14,7 +14,7 @@ Request context, per request and on every path:
 2. ``requestId`` is bound: a well-formed incoming ``X-Request-ID`` (set by a
    proxy) or a new one; it is returned in the ``X-Request-ID`` header.
    ``userId`` and ``tenantId`` are added to each line as it is written
-   (``dmobs.logger.add_request_identity``), from what the request has already
+   (``dmobs.observability.logger.add_request_identity``), from what the request has already
    loaded: telemetry never makes a database query of its own.
 3. When the response is closed (``request_finished``: after a streaming body
    has been sent, after Django's own 4xx/5xx lines), the context is cleared.
@@ -43,8 +43,8 @@ import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from dmobs import metrics
-from dmobs.logger import CURRENT_REQUEST, get_logger
+from dmobs.observability import metrics
+from dmobs.observability.logger import CURRENT_REQUEST, get_logger
 
 log = get_logger("dmobs.request")
 

@@ -22,16 +22,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dmobs.demo import (
-    ACTIVITY_KINDS,
-    DEMO_TENANTS,
-    TOPICS,
-    Cast,
-    Event,
-    entry_from_event,
-    new_trace_id,
-    system_actor,
-)
+from dmobs.demo.dataset import entry_from_event
+from dmobs.demo.events import Event, new_trace_id
+from dmobs.demo.world import ACTIVITY_KINDS, DEMO_TENANTS, TOPICS, Cast, system_actor
 from dmobs.ids import new_object_id
 
 PLATFORM_SEED = 20261117
