@@ -13,52 +13,16 @@ from __future__ import annotations
 from functools import lru_cache
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 
-from auditui.apps_registry import APPS
-
-
-@lru_cache(maxsize=8)
-def parse_app_hosts(raw: str) -> dict[str, str]:
-    """``{host: app}`` from ``DMOBS_APP_HOSTS``; hosts are lower-cased, ports kept."""
-    hosts: dict[str, str] = {}
-    for item in (raw or "").split(","):
-        if not item.strip():
-            continue
-        host, sep, app = item.partition("=")
-        host, app = host.strip().lower(), app.strip()
-        if not sep or not host or app not in APPS:
-            raise ImproperlyConfigured(
-                f"DMOBS_APP_HOSTS pairs look like dashboard.example.com=dashboard (apps: "
-                f"{', '.join(APPS)}), got {item.strip()!r}."
-            )
-        if app in hosts.values():
-            raise ImproperlyConfigured(f"DMOBS_APP_HOSTS gives the app {app!r} two hosts.")
-        hosts[host] = app
-    return hosts
-
-
-def app_hosts() -> dict[str, str]:
-    return parse_app_hosts(settings.DMOBS_APP_HOSTS)
-
-
-def host_of_app(app: str) -> str | None:
-    return next((host for host, name in app_hosts().items() if name == app), None)
-
-
-def app_for_host(host: str) -> str | None:
-    hosts = app_hosts()
-    host = host.lower()
-    return hosts.get(host) or hosts.get(host.rsplit(":", 1)[0])
+from auditui import urls
+from auditui.apps_registry import app_for_host, app_hosts
+from dmobs import urls as root
 
 
 class HostURLConf:
     """A URLconf object for one app host (hashable, so Django caches its resolver)."""
 
     def __init__(self, app: str, hosted: frozenset[str]):
-        from auditui import urls
-        from dmobs import urls as root
-
         self.app = app
         # The project's own pages (health, admin) stay; the screens are rebuilt for this host.
         others = [p for p in root.urlpatterns if getattr(p, "urlconf_name", None) is not urls]
