@@ -55,6 +55,7 @@ from auditui.paging import (
     skip_unplaceable,
 )
 from auditui.scopes import Scope
+from auditui.search import expand_search
 from auditui.stored import display_text, tidy_entry
 from dmobs.models import ACTOR_TYPES, AuditFacet, AuditLog, Tenant
 
@@ -121,6 +122,8 @@ def parse_params(query: QueryDict) -> Params:
     Empty values count as absent. ``from``/``to`` are dates in the viewer's time
     zone (the active one) and, when given, replace the ``range`` preset.
     """
+    # Qualifiers typed into the search box become the filters' own parameters.
+    query = expand_search(query)
     values: dict[str, Any] = {}
     for flt in FILTERS:
         values.update(flt.parse(query))
