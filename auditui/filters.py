@@ -31,6 +31,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from auditui.errors import InvalidParams
+from auditui.paging import ENTRY_ID_RE
 from auditui.stored import display_text
 from dmobs.audit import TRACE_ID_RE
 from dmobs.fields import ref_values
@@ -287,6 +288,22 @@ class TraceFilter(Filter):
         return {self.attr: trace_id}
 
 
+@dataclass(frozen=True)
+class EntryFilter(Filter):
+    """One entry by its id (investigating by identifier: ``id:`` in the search box)."""
+
+    def parse(self, query: QueryDict) -> dict[str, Any]:
+        value = text_value(query, self.key, max_length=64)
+        if value and not ENTRY_ID_RE.match(value):
+            raise InvalidParams(
+                f"'id' must be an entry id (letters, digits, - and _), got {value!r}."
+            )
+        return {self.attr: value}
+
+    def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
+        return qs.filter(pk=value)
+
+
 def _date(query: QueryDict, key: str) -> date | None:
     value = text_value(query, key, max_length=10)
     if not value:
@@ -399,6 +416,7 @@ RESOURCE_TYPE = ResourceTypeFilter(
 )
 RESOURCE_ID = ResourceIdFilter(key="resource_id", label="Resource id", facet="resource_id")
 TRACE = TraceFilter(key="trace", label="Trace", qualifier="trace", facet="trace_id")
+ENTRY = EntryFilter(key="id", field="entry_id", label="Entry", qualifier="id")
 PERIOD = PeriodFilter(
     key="range", label="Period", qualifier="created", control="auditui/controls/period.html"
 )
@@ -413,6 +431,7 @@ FILTERS: tuple[Filter, ...] = (
     RESOURCE_TYPE,
     RESOURCE_ID,
     TRACE,
+    ENTRY,
     PERIOD,
 )
 CHIP_ORDER: tuple[Filter, ...] = (
@@ -424,6 +443,7 @@ CHIP_ORDER: tuple[Filter, ...] = (
     RESOURCE_TYPE,
     RESOURCE_ID,
     TRACE,
+    ENTRY,
 )
 # The order of the keys in the list's URLs (links, cursors, the export record).
 URL_ORDER: tuple[Filter, ...] = (
@@ -436,6 +456,7 @@ URL_ORDER: tuple[Filter, ...] = (
     PERIOD,
     SEARCH,
     TRACE,
+    ENTRY,
 )
 # Every filter's query-string keys.
 FILTER_KEYS: tuple[str, ...] = tuple(key for f in FILTERS for key in f.keys)

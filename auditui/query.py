@@ -94,6 +94,7 @@ class Params:
     date_to: date | None = None
     q: str = ""
     trace: str = ""
+    entry_id: str = ""
     cursor: Cursor | None = None
     explicit: dict[str, str] = field(default_factory=dict)
 

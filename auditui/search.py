@@ -19,10 +19,12 @@ from datetime import date, timedelta
 from django.http import QueryDict
 
 from auditui.errors import InvalidParams
-from auditui.filters import FILTERS, PERIOD, RESOURCE_ID, RESOURCE_TYPE, SEARCH, TRACE
+from auditui.filters import FILTERS, PERIOD, RESOURCE_ID, RESOURCE_TYPE, SEARCH, TRACE, URL_ORDER
 
 # qualifier name -> filter (declared on the filters themselves).
 QUALIFIERS = {f.qualifier: f for f in FILTERS if f.qualifier}
+# The box holds qualifiers as well as words: the words alone keep q's own limit.
+MAX_BOX = 1000
 TOKEN_RE = re.compile(r'\s*(-?)(?:([A-Za-z_]+):)?("(?:[^"\\]|\\.)*"?|\S*)')
 TRACE_WORD_RE = re.compile(r"^[0-9a-fA-F]{32}$")
 DAY = r"\d{4}-\d{2}-\d{2}"
@@ -119,7 +121,10 @@ def qualifier_params(text: str) -> tuple[dict[str, str], str]:
                 found = _created(token)
             elif flt is RESOURCE_TYPE and "/" in token.value:
                 kind, _, ident = token.value.partition("/")
-                found = {RESOURCE_TYPE.key: kind, RESOURCE_ID.key: ident}
+                if not ident:
+                    raise InvalidParams(f"Search: `{token.text}` needs an id after the slash.")
+                # ``resource:/ID``: an id of any resource type.
+                found = {RESOURCE_ID.key: ident, **({RESOURCE_TYPE.key: kind} if kind else {})}
             else:
                 found = {flt.key: token.value}
         for key, value in found.items():
@@ -139,6 +144,8 @@ def expand_search(query: QueryDict) -> QueryDict:
     describe one view). Without qualifiers the query is returned as it is.
     """
     text = query.get(SEARCH.key, "")
+    if len(text) > MAX_BOX:
+        raise InvalidParams(f"The search is longer than {MAX_BOX} characters.")
     if ":" not in text and not TRACE_WORD_RE.search(text) and '"' not in text:
         return query
     found, words = qualifier_params(text)
@@ -167,3 +174,39 @@ def expand_search(query: QueryDict) -> QueryDict:
     if PERIOD.from_key in found or PERIOD.to_key in found:
         expanded.pop(PERIOD.key, None)
     return expanded
+
+
+def quoted(value: str) -> str:
+    """A qualifier's value as typed: quoted when it has spaces or quotes."""
+    if value and not re.search(r'[\s"\\]', value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def box_text(params) -> str:
+    """What the search box shows for ``params``: a qualifier per filter set (the
+    controls' values), then the free words. ``qualifier_params`` reads it back."""
+    parts = []
+    for flt in URL_ORDER:
+        if flt is SEARCH or flt is RESOURCE_ID:
+            continue
+        if flt is PERIOD:
+            start, end = params.date_from, params.date_to
+            if start and end:
+                day = start.isoformat()
+                parts.append(
+                    f"created:{day}" if start == end else f"created:{day}..{end.isoformat()}"
+                )
+            elif start:
+                parts.append(f"created:>={start.isoformat()}")
+            elif end:
+                parts.append(f"created:<={end.isoformat()}")
+            continue
+        value = getattr(params, flt.attr)
+        if flt is RESOURCE_TYPE and params.resource_id:
+            value = f"{value}/{params.resource_id}"
+        if value:
+            parts.append(f"{flt.qualifier}:{quoted(value)}")
+    if params.q:
+        parts.append(params.q)
+    return " ".join(parts)

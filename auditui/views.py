@@ -70,6 +70,7 @@ from auditui.scopes import (
     PortalScopeMixin,
     Scope,
 )
+from auditui.search import box_text
 from auditui.templatetags.audit_tags import render_fragment
 from dmobs import metrics
 from dmobs.audit import audit_log
@@ -339,6 +340,23 @@ def chips(params: Params, links: FilterLinks, rows: list[Row], scope: Scope) -> 
     ]
 
 
+# Query keys a search-box qualifier sets (the box replaces them when it is submitted).
+QUALIFIED_KEYS = frozenset(
+    key for f in FILTERS if f.qualifier for key in f.keys if key != PERIOD.key
+) | {RESOURCE_ID.key}
+
+
+def search_sync_headers(response: HttpResponse, list_url: str, params: Params) -> None:
+    """Keep the search box and the controls in step after an htmx filter request
+    (audit.js): the view's canonical URL (pushed once, in place of the request's),
+    its parameters and the box's text. Percent-encoded: headers are Latin-1."""
+    query = params.query_string()
+    response["HX-Push-Url"] = f"{list_url}?{query}" if query else list_url
+    response["X-Search-Params"] = query
+    response["X-Search-Box"] = quote(box_text(params), safe="")
+    response["X-Search-Words"] = quote(params.q, safe="")
+
+
 def tail_settled_until() -> datetime:
     return timezone.now() - timedelta(seconds=settings.DMOBS_LIVE_TAIL_SETTLE_SECONDS)
 
@@ -433,9 +451,13 @@ class AuditListView(AuditScreenMixin, View):
                         for key, value in params.filters().items()
                         if key not in scope.controls
                     ],
+                    box_text=box_text(params),
+                    qualified_keys=QUALIFIED_KEYS,
                     live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
                 )
         response = render(request, template, context)
+        if fragment:
+            search_sync_headers(response, list_url, params)
         patch_vary_headers(response, ("HX-Request",))
         return response
 
