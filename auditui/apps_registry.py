@@ -1,6 +1,7 @@
 """The three apps that show the audit log, and where each one is mounted.
 
-One deployment serves all three. On one host each app lives under a prefix
+One deployment serves all three; ``DMOBS_APP_HOSTS`` maps hosts to apps
+(read here; ``auditui.middleware`` routes requests by it). On one host each app lives under a prefix
 (``/portal/audit``); on an app's own host (``DMOBS_APP_HOSTS``) it lives at the
 exact path the platform uses (``/audit``).
 """
@@ -8,6 +9,10 @@ exact path the platform uses (``/audit``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 @dataclass(frozen=True)
@@ -50,3 +55,37 @@ APPS: dict[str, AuditApp] = {
         ),
     )
 }
+
+
+@lru_cache(maxsize=8)
+def parse_app_hosts(raw: str) -> dict[str, str]:
+    """``{host: app}`` from ``DMOBS_APP_HOSTS``; hosts are lower-cased, ports kept."""
+    hosts: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        if not item.strip():
+            continue
+        host, sep, app = item.partition("=")
+        host, app = host.strip().lower(), app.strip()
+        if not sep or not host or app not in APPS:
+            raise ImproperlyConfigured(
+                f"DMOBS_APP_HOSTS pairs look like dashboard.example.com=dashboard (apps: "
+                f"{', '.join(APPS)}), got {item.strip()!r}."
+            )
+        if app in hosts.values():
+            raise ImproperlyConfigured(f"DMOBS_APP_HOSTS gives the app {app!r} two hosts.")
+        hosts[host] = app
+    return hosts
+
+
+def app_hosts() -> dict[str, str]:
+    return parse_app_hosts(settings.DMOBS_APP_HOSTS)
+
+
+def host_of_app(app: str) -> str | None:
+    return next((host for host, name in app_hosts().items() if name == app), None)
+
+
+def app_for_host(host: str) -> str | None:
+    hosts = app_hosts()
+    host = host.lower()
+    return hosts.get(host) or hosts.get(host.rsplit(":", 1)[0])

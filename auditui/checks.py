@@ -9,7 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 @register()
 def check_screen_settings(app_configs, **kwargs):
-    from auditui.hosts import parse_app_hosts
+    from auditui.apps_registry import parse_app_hosts
     from auditui.links import parse_resource_urls
 
     errors = []

@@ -49,7 +49,7 @@ from psycopg import RawCursor
 from psycopg.types.string import TextLoader
 
 from auditui import stored
-from auditui.query import Cursor, after_cursor, tenant_branches
+from auditui.paging import Cursor, after_cursor, tenant_branches
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
 from dmobs.vocabulary import CSV_TRIGGERS, SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX

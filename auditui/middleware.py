@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from auditui import urls
-from auditui.hosts import app_for_host, app_hosts
+from auditui.apps_registry import app_for_host, app_hosts
 from dmobs import urls as root
 
 __all__ = ["AppHostsMiddleware", "ViewerTimeZoneMiddleware"]

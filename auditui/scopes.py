@@ -8,28 +8,87 @@ Each mixin answers two questions, like Django's auth mixins: may this user enter
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
-from django.contrib.auth.mixins import UserPassesTestMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, UserPassesTestMixin
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
-from django.http import HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.cache import patch_vary_headers
+from django.views import View
 
 from auditui.apps_registry import APPS, AuditApp
-from auditui.query import (
-    ACTION_VAR,
-    ACTOR_TYPE_VAR,
-    ACTOR_VAR,
-    RESOURCE_TYPE_VAR,
-    TENANT_VAR,
-    Scope,
+from auditui.filters import (
+    ACTION,
+    ACTOR,
+    ACTOR_TYPE,
+    PERIOD,
+    RESOURCE_TYPE,
+    SEARCH,
+    TENANT,
+    Filter,
     ref_condition,
 )
 from dmobs.fields import ref_values
 from dmobs.models import AuditLog, Membership, Tenant
 
-BASE_CONTROLS = frozenset({ACTION_VAR, ACTOR_VAR})
+# The filters every screen offers as controls; a scope adds its own (tenant, ...).
+# Every filter is accepted on every screen (each one only narrows the scope).
+BASE_FILTERS: tuple[Filter, ...] = (SEARCH, ACTION, ACTOR, PERIOD)
 DASHBOARD_TENANT_SESSION_KEY = "auditui.dashboard_tenant"
+
+
+@dataclass(frozen=True)
+class TenantPicker:
+    """The Dashboard's switch between the tenants a user belongs to (list page header)."""
+
+    memberships: tuple[Membership, ...]
+    active: Tenant
+    template: str = "auditui/_tenant_switch.html"
+
+    @property
+    def shown(self) -> bool:
+        return len(self.memberships) > 1
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one viewer may see in one app: the root queryset every read starts from."""
+
+    app: AuditApp
+    queryset: QuerySet
+    # Tenants of the scope, for the tenant filter and column; None means all tenants.
+    tenants: tuple[Tenant, ...] | None
+    # Query keys of the filters the screen shows as controls (``auditui.filters``).
+    controls: frozenset[str]
+    show_tenant: bool = False
+    # The one tenant the screen acts in (the Dashboard's), if any.
+    active_tenant: Tenant | None = None
+    # The Dashboard's tenant switch, if the scope has one.
+    picker: TenantPicker | None = None
+    # The screen's subtitle when it differs from the app's (a member's own actions).
+    audience: str = ""
+
+    @property
+    def sees_platform(self) -> bool:
+        """Platform-level entries (no tenant) are in this scope: ``tenant=platform``."""
+        return self.tenants is None
+
+    @property
+    def several_tenants(self) -> bool:
+        return self.tenants is None or len(self.tenants) > 1
+
+    @property
+    def memberships(self) -> tuple[Membership, ...]:
+        return self.picker.memberships if self.picker else ()
+
+    def offers(self, flt: Filter) -> bool:
+        """Whether the screen shows ``flt``'s control."""
+        return any(key in self.controls for key in flt.keys)
 
 
 class AuditScopeMixin(UserPassesTestMixin):
@@ -40,8 +99,14 @@ class AuditScopeMixin(UserPassesTestMixin):
     """
 
     audit_app: str | None = None
-    controls: frozenset[str] = BASE_CONTROLS
+    # The filters this screen shows as controls, in ``filters.FILTERS`` order.
+    filters: tuple[Filter, ...] = BASE_FILTERS
     show_tenant_column = False
+
+    @classmethod
+    def extra_urlpatterns(cls, base: str) -> list:
+        """URLs only this scope has (the Dashboard's tenant switch)."""
+        return []
 
     def get_audit_app(self) -> AuditApp:
         name = self.audit_app
@@ -84,7 +149,7 @@ class AuditScopeMixin(UserPassesTestMixin):
                 app=self.get_audit_app(),
                 queryset=self.get_audit_queryset(),
                 tenants=self.get_scope_tenants(),
-                controls=self.controls,
+                controls=frozenset(key for f in self.filters for key in f.keys),
                 show_tenant=self.show_tenant_column,
                 **self.get_scope_extra(),
             )
@@ -124,6 +189,10 @@ class DashboardScopeMixin(AuditScopeMixin):
 
     audit_app = "dashboard"
     session_key = DASHBOARD_TENANT_SESSION_KEY
+
+    @classmethod
+    def extra_urlpatterns(cls, base: str) -> list:
+        return [path(f"{base}/tenant", DashboardTenantView.as_view(), name="tenant")]
 
     def get_memberships(self) -> list[Membership]:
         if not hasattr(self, "_memberships"):
@@ -188,7 +257,7 @@ class DashboardScopeMixin(AuditScopeMixin):
         membership = self.get_active_membership()
         return {
             "active_tenant": membership.tenant,
-            "memberships": tuple(self.get_memberships()),
+            "picker": TenantPicker(tuple(self.get_memberships()), membership.tenant),
             # A member sees only what they did: the subtitle must not promise more.
             "audience": "" if membership.role == Membership.Role.ADMIN else "Your own actions",
         }
@@ -199,7 +268,7 @@ class PortalScopeMixin(AuditScopeMixin):
 
     audit_app = "portal"
     actor_types = ("human", "agent")
-    controls = BASE_CONTROLS | {TENANT_VAR}
+    filters = (*BASE_FILTERS, TENANT)
     show_tenant_column = True
 
     def get_scope_tenants(self) -> tuple[Tenant, ...]:
@@ -231,7 +300,7 @@ class ManageScopeMixin(AuditScopeMixin):
     """Super admins see every tenant and the platform-level entries (no tenant)."""
 
     audit_app = "manage"
-    controls = BASE_CONTROLS | {TENANT_VAR, ACTOR_TYPE_VAR, RESOURCE_TYPE_VAR}
+    filters = (*BASE_FILTERS, TENANT, ACTOR_TYPE, RESOURCE_TYPE)
     show_tenant_column = True
 
     def get_denial_reason(self) -> str | None:
@@ -243,8 +312,40 @@ class ManageScopeMixin(AuditScopeMixin):
         return AuditLog.objects.all()
 
 
-SCOPE_MIXINS: dict[str, type[AuditScopeMixin]] = {
-    "dashboard": DashboardScopeMixin,
-    "portal": PortalScopeMixin,
-    "manage": ManageScopeMixin,
-}
+class DashboardTenantView(LoginRequiredMixin, View):
+    """Pick the active tenant of the Dashboard (kept in the session)."""
+
+    def memberships(self) -> list[Membership]:
+        return list(
+            Membership.objects.filter(user=self.request.user)
+            .select_related("tenant")
+            .order_by("tenant__name")
+        )
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        memberships = self.memberships()
+        if not memberships:
+            raise Http404("You are not a member of any tenant.")
+        active = request.session.get(DashboardScopeMixin.session_key)
+        return render(
+            request,
+            "auditui/tenant_picker.html",
+            {
+                "memberships": memberships,
+                "active_ref": active,
+                "app": APPS["dashboard"],
+                "list_url": reverse("dashboard:list"),
+            },
+        )
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        slug = request.POST.get("tenant", "")
+        membership = next((m for m in self.memberships() if m.tenant.slug == slug), None)
+        if membership is None:
+            response = render(
+                request, "400.html", {"message": "Pick one of your own tenants."}, status=400
+            )
+            patch_vary_headers(response, ("HX-Request",))
+            return response
+        request.session[DashboardScopeMixin.session_key] = membership.tenant.ref_id
+        return HttpResponseRedirect(reverse("dashboard:list"))

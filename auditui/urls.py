@@ -1,6 +1,6 @@
 """URLs of the screens. ``build_urlpatterns()`` is shared by the one-host layout
 (every app under its prefix, this module's ``urlpatterns``) and the per-host
-URLconfs of ``auditui.hosts``."""
+URLconfs of ``auditui.middleware``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def app_urlpatterns(app: str, base: str) -> list:
         path(f"{base}/history", screens["history"].as_view(), name="history"),
         path(f"{base}/<str:entry_id>/", screens["detail"].as_view(), name="detail"),
     ]
-    if app == "dashboard":
-        patterns.append(path(f"{base}/tenant", views.DashboardTenantView.as_view(), name="tenant"))
+    # URLs of the scope itself (the Dashboard's tenant switch).
+    patterns += screens["list"].extra_urlpatterns(base)
     patterns += integrity.urlpatterns_for(app, base)  # issue 18: "Verify integrity"
     return patterns
 

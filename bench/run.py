@@ -448,6 +448,16 @@ def list_cases(fx: Fixture) -> list[tuple[str, str, str, dict | None, str | None
             ),
         ),
         (
+            # Issue 16: the same filters typed into the search box (auditui.search
+            # rewrites them onto the dropdowns' parameters): must cost what they cost.
+            "Qualifier search: action: + actor: + 30 days",
+            f"{dash}?"
+            + urlencode({"q": f'action:{fx.action} actor:"{fx.actor_id}"', "range": "30d"}),
+            fx.admin_cookie,
+            None,
+            None,
+        ),
+        (
             f"Free text q={fx.word!r}, biggest tenant",
             f"{dash}?{urlencode({'q': fx.word, 'range': 'all'})}",
             fx.admin_cookie,

@@ -15,6 +15,7 @@
   document.addEventListener("htmx:configRequest", function (event) {
     if (!isFilters(event.detail.elt)) return;
     var data = event.detail.formData;
+    boxOrControls(event.detail.elt, data, event.detail.triggeringEvent);
     Array.from(data.keys()).forEach(function (key) {
       if (data.getAll(key).every(function (v) { return v === ""; })) data.delete(key);
     });
@@ -27,6 +28,103 @@
     Array.from(form.elements).forEach(function (el) {
       if (el.name && el.value === "") el.disabled = true;
     });
+  });
+
+  // --- The search box and the controls describe one view (issue 16). The box
+  // shows the controls' filters as qualifiers and then the free words (the
+  // server renders that text into data-box). Submitting an edited box makes the
+  // box the source: the controls a qualifier sets are left out and the server
+  // reads the qualifiers (auditui/search.py, the one parser). Changing a control
+  // sends the controls with the box's free words only. Either way the answer
+  // carries the view's parameters and box text, and both are set from them; the
+  // server's canonical URL is the one history entry (HX-Push-Url).
+  var boxEdited = false;
+
+  function searchBox(form) {
+    return form ? form.querySelector("#f-q") : null;
+  }
+
+  function initBox() {
+    var box = document.getElementById("f-q");
+    if (box && box.dataset.box !== undefined) box.value = box.dataset.box;
+    boxEdited = false;
+  }
+
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.id === "f-q") boxEdited = true;
+  });
+
+  function boxOrControls(form, data, trigger) {
+    var box = searchBox(form);
+    if (!box) return;
+    if (boxEdited && trigger && trigger.type === "submit") {
+      (form.dataset.qualifiedKeys || "").split(" ").forEach(function (key) {
+        if (key) data.delete(key);
+      });
+      data.set("q", box.value);
+    } else {
+      data.set("q", box.dataset.words || "");
+    }
+  }
+
+  function namedControl(form, name) {
+    return Array.from(form.elements).find(function (el) {
+      return el.name === name && el.type !== "hidden";
+    });
+  }
+
+  function syncControls(form, query) {
+    var params = new URLSearchParams(query);
+    Array.from(form.elements).forEach(function (el) {
+      if (!el.name || el.name === "q" || el.name === "range" || el.type === "hidden" ||
+          el.type === "submit") return;
+      var value = params.get(el.name) || "";
+      el.value = value;
+      if (el.tagName === "SELECT" && el.value !== value) {
+        // A value the dropdown does not offer still shows as chosen.
+        var option = document.createElement("option");
+        option.value = value;
+        option.textContent = value;
+        el.appendChild(option);
+        el.value = value;
+      }
+    });
+    var range = form.querySelector("#f-range");
+    if (range) {
+      if (params.get("from") || params.get("to")) {
+        customOption(range).selected = true;
+      } else {
+        var custom = range.querySelector('option[value=""]');
+        if (custom) custom.remove();
+        range.value = params.get("range") || range.dataset.default || "30d";
+      }
+    }
+    // Filters without a control of their own ride along in hidden fields.
+    form.querySelectorAll("input[data-hidden-filter]").forEach(function (el) { el.remove(); });
+    params.forEach(function (value, key) {
+      if (key === "q" || namedControl(form, key)) return;
+      var input = document.createElement("input");
+      input.type = "hidden";
+      input.name = key;
+      input.value = value;
+      input.setAttribute("data-hidden-filter", "");
+      form.insertBefore(input, form.firstChild);
+    });
+    narrowActors(form);
+  }
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var xhr = event.detail.xhr;
+    var text = xhr ? xhr.getResponseHeader("X-Search-Box") : null;
+    if (text === null) return;
+    var form = document.querySelector("form.filters");
+    var box = searchBox(form);
+    if (!box) return;
+    syncControls(form, xhr.getResponseHeader("X-Search-Params") || "");
+    box.dataset.words = decodeURIComponent(xhr.getResponseHeader("X-Search-Words") || "");
+    box.dataset.box = decodeURIComponent(text);
+    box.value = box.dataset.box;
+    boxEdited = false;
   });
 
   // --- Controls that depend on each other, adjusted before htmx reads the form
@@ -223,6 +321,7 @@
   });
 
   function init() {
+    initBox();
     var toggle = document.getElementById("live-toggle");
     if (toggle) toggle.hidden = false;
     if (live.on) setLive(false);

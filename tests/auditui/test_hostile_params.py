@@ -26,13 +26,14 @@ from django.http import QueryDict
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditui.query import FILTER_VARS, RANGES, encode_cursor
+from auditui.filters import FILTER_KEYS, RANGES
+from auditui.paging import encode_cursor
 from dmobs.models import ACTOR_TYPES, AuditLog
 from tests.auditui.conftest import ACTIONS, RESOURCES, World
 from tests.auditui.helpers import LIST_URLS, streamed
 
 pytestmark = pytest.mark.django_db
-DETAIL_PARAMS = FILTER_VARS
+DETAIL_PARAMS = FILTER_KEYS
 
 # Who may enter each app (conftest world).
 VIEWERS = {"dashboard": "sarah", "portal": "rita", "manage": "root"}

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from auditui.query import TAIL_LIMIT, decode_cursor, encode_cursor
+from auditui.paging import TAIL_LIMIT, decode_cursor, encode_cursor
 from dmobs.models import AuditLog
 from tests.auditui.conftest import make_entry
 from tests.auditui.helpers import LIST_URLS, row_ids
