@@ -28,17 +28,13 @@ PostgreSQL or by Python, its bytes are the same (tests/auditui/test_export_chunk
 
 from __future__ import annotations
 
-import contextvars
 import csv
 import functools
 import io
 import itertools
 import json
 import operator
-import os
-import queue
 import re
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -50,6 +46,7 @@ from psycopg.types.string import TextLoader
 
 from auditui import stored
 from auditui.paging import Cursor, after_cursor, tenant_branches
+from dmobs import readahead
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
 from dmobs.vocabulary import CSV_TRIGGERS, SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
@@ -257,7 +254,11 @@ def csv_chunks(
     # Two helper threads of lower CPU priority: one reads, one formats; the
     # request's own thread only writes to the socket. An export is bulk work:
     # on a busy machine the screens' requests in the same worker come first.
-    yield from _read_ahead(_formatted(_read_ahead(chunks)), name="export-format")
+    yield from readahead.read_ahead(
+        _formatted(readahead.read_ahead(chunks, name="export-read-ahead", nice=EXPORT_NICE)),
+        name="export-format",
+        nice=EXPORT_NICE,
+    )
 
 
 def _formatted(chunks: Iterator[list[tuple]]) -> Iterator[str]:
@@ -420,71 +421,6 @@ def merged_sql(values: QuerySet, refs: list[str | None], size: int) -> tuple[str
     return sql, params
 
 
-_END = object()
-
-
-# Niceness added to an export's helper threads (Linux schedules threads on their
-# own: this lowers the helper, not the worker). Lowering is always allowed;
-# raising it back is not, which is why the work runs in threads of its own that
-# end with the export, never in the server's pooled request threads.
+# Niceness added to an export's helper threads: the request threads of the same
+# worker come first (dmobs.readahead.lower_priority).
 EXPORT_NICE = 10
-
-
-def _lower_priority() -> None:
-    try:
-        tid = threading.get_native_id()
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + EXPORT_NICE))
-    except (AttributeError, OSError):
-        pass  # not on Linux, or not allowed: run at normal priority
-
-
-def _read_ahead(chunks: Iterator, *, name: str = "export-read-ahead") -> Iterator:
-    """Iterate ``chunks`` in a helper thread, one item ahead of the consumer.
-
-    The thread runs at lower CPU priority in a copy of this context (trace and
-    log context carry over), uses and then closes its own database connection,
-    and stops when the consumer does (a client that goes away closes this
-    generator; the thread then closes ``chunks``).
-    """
-    handoff: queue.Queue = queue.Queue(maxsize=1)
-    stopped = threading.Event()
-
-    def hand(item: object) -> bool:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        _lower_priority()
-        try:
-            for rows in chunks:
-                if not hand(rows):
-                    return
-            hand(_END)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            hand(exc)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
-            connections.close_all()  # this thread's connections only
-
-    context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(work,), name=name)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stopped.set()
-        thread.join(timeout=30)

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -33,6 +31,7 @@ from dmobs.integrity.canonical import (
     state_hash_of_text,
 )
 from dmobs.models import AuditLog
+from dmobs.readahead import read_ahead
 
 Hashed = tuple[str, str, datetime, str]
 CHUNK = 10_000
@@ -254,7 +253,7 @@ class PostgresSource(DjangoSource):
         if not connections[self.alias].in_atomic_block:
             # PostgreSQL prepares the next chunk while this thread hashes the
             # current one (a transaction's view cannot be shared: not inside one).
-            chunks = read_ahead(chunks, self.alias)
+            chunks = read_ahead(chunks, name="integrity-read-ahead")
         for lines in chunks:
             yield from self._hashed(lines)
 
@@ -273,7 +272,7 @@ class PostgresSource(DjangoSource):
 
         ranged = lines_of_ranges()
         if not connections[self.alias].in_atomic_block:
-            ranged = read_ahead(ranged, self.alias)
+            ranged = read_ahead(ranged, name="integrity-read-ahead")
         for lines in ranged:
             yield self._hashed(lines)
 
@@ -284,50 +283,6 @@ class PostgresSource(DjangoSource):
         for start in range(0, len(ids), 5000):
             sql = f"{select} WHERE id = ANY(%s){tenant_sql}"
             yield from self._hashed(self._lines(sql, [ids[start : start + 5000], *tenant_params]))
-
-
-_END = object()
-
-
-def read_ahead(chunks: Iterator[list[str]], alias: str) -> Iterator[list[str]]:
-    """Iterate ``chunks`` in a helper thread (its own database connection,
-    closed at the end), one chunk ahead of the consumer."""
-    handoff: queue.Queue = queue.Queue(maxsize=1)
-    stopped = threading.Event()
-
-    def hand(item: object) -> bool:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def work() -> None:
-        try:
-            for chunk in chunks:
-                if not hand(chunk):
-                    return
-            hand(_END)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer
-            hand(exc)
-        finally:
-            connections[alias].close()
-
-    thread = threading.Thread(target=work, name="integrity-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stopped.set()
-        thread.join(timeout=30)
 
 
 def source_for(alias: str | None = None) -> DjangoSource:

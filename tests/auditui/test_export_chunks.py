@@ -17,6 +17,7 @@ from django.db import connection
 
 from auditui import export
 from auditui.views import csv_lines
+from dmobs import readahead
 from dmobs.models import AuditLog
 from tests.auditui.conftest import make_entry
 
@@ -89,13 +90,13 @@ def test_chunks_hold_every_entry_once_with_the_generic_exports_cells(entries, re
 
 def test_read_ahead_is_the_default_outside_a_transaction(entries, monkeypatch):
     threads = []
-    real = export._read_ahead
+    real = readahead.read_ahead
 
     def spy(chunks, **kwargs):
-        threads.append(kwargs.get("name", "export-read-ahead"))
+        threads.append(kwargs["name"])
         return real(chunks, **kwargs)
 
-    monkeypatch.setattr(export, "_read_ahead", spy)
+    monkeypatch.setattr(readahead, "read_ahead", spy)
     assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=10)))) == 23
     assert sorted(threads) == ["export-format", "export-read-ahead"]
 
