@@ -9,6 +9,8 @@ A filter is one object that knows everything about itself:
 - ``control``: the template of its control on the list (a scope offers it or not);
 - ``facet``: the ``AuditFacet`` column its dropdown's choices come from;
 - ``qualifier``: its name in the search box (``action:logged_in``);
+- ``exclude_key``: ``not_<qualifier>``, the values it keeps out (``-action:logged_in``
+  in the search box; repeatable), each checked like the filter's own value;
 - ``chips()``: what the active-filter chips above the results say about it.
 
 ``FILTERS`` is the order the list's controls appear in. A screen's scope names
@@ -63,6 +65,9 @@ PLATFORM_TENANT = "platform"
 # longer ones than audit_log() does (a dropdown never offers what is refused).
 MAX_NAME = 200
 MAX_SEARCH = 200
+# ``not_action=…``: the search box's ``-action:…``; at most this many values per filter.
+EXCLUDE_PREFIX = "not_"
+MAX_EXCLUDED = 20
 SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -136,6 +141,8 @@ class Chip:
     label: str
     value: str
     keys: tuple[str, ...]
+    # An exclusion's chip drops only its own value: ``(exclude_key, value)``.
+    drop: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -166,23 +173,76 @@ class Filter:
     def attr(self) -> str:
         return self.field or self.key
 
+    @property
+    def exclude_key(self) -> str:
+        """``not_<qualifier>``: the query key of the values this filter keeps out."""
+        return f"{EXCLUDE_PREFIX}{self.qualifier}" if self.qualifier else ""
+
+    @property
+    def exclude_label(self) -> str:
+        return f"Not {self.label.lower()}"
+
     def parse(self, query: QueryDict) -> dict[str, Any]:
         return {self.attr: text_value(query, self.key, max_length=MAX_NAME)}
 
-    def explicit(self, params: Any) -> dict[str, str]:
+    def parse_excluded(self, query: QueryDict) -> tuple[str, ...]:
+        """The checked values of ``exclude_key`` (repeatable), without repeats."""
+        if not self.exclude_key:
+            return ()
+        values: list[str] = []
+        for raw in query.getlist(self.exclude_key):
+            try:
+                value = self.check_excluded(raw)
+            except InvalidParams as exc:
+                raise InvalidParams(f"{self.exclude_key!r} (excluded {self.key}): {exc}") from None
+            if value and value not in values:
+                values.append(value)
+        if len(values) > MAX_EXCLUDED:
+            raise InvalidParams(
+                f"{self.exclude_key!r} takes at most {MAX_EXCLUDED} values, got {len(values)}."
+            )
+        return tuple(values)
+
+    def check_excluded(self, raw: str) -> str:
+        """One excluded value, checked as the filter's own value would be."""
+        return self.parse({self.key: raw})[self.attr]
+
+    def explicit(self, params: Any) -> dict[str, str | list[str]]:
         value = getattr(params, self.attr)
-        return {self.key: value} if value else {}
+        result: dict[str, str | list[str]] = {self.key: value} if value else {}
+        excluded = params.excluded.get(self.exclude_key)
+        if excluded:
+            result[self.exclude_key] = list(excluded)
+        return result
 
     def apply(self, qs: QuerySet, params: Any, scope: Scope, now: datetime) -> QuerySet:
         value = getattr(params, self.attr)
-        return self.narrow(qs, value, scope) if value else qs
+        if value:
+            qs = self.narrow(qs, value, scope)
+        for excluded in params.excluded.get(self.exclude_key, ()):
+            qs = qs.exclude(self.excluded_condition(excluded, scope, qs.db))
+        return qs
 
     def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
-        return qs.filter(**{self.facet: value})
+        return qs.filter(self.condition(value, scope, qs.db))
+
+    def condition(self, value: str, scope: Scope, alias: str) -> Q:
+        """The entries ``value`` selects (kept by the filter, or left out by its exclusion)."""
+        return Q(**{self.facet: value})
+
+    def excluded_condition(self, value: str, scope: Scope, alias: str) -> Q:
+        return self.condition(value, scope, alias)
 
     def chips(self, params: Any, ctx: ChipContext) -> list[Chip]:
         value = getattr(params, self.attr)
         return [Chip(self.label, value, self.keys)] if value else []
+
+    def excluded_chips(self, params: Any) -> list[Chip]:
+        key = self.exclude_key
+        return [
+            Chip(self.exclude_label, value, (key,), drop=(key, value))
+            for value in params.excluded.get(key, ())
+        ]
 
 
 @dataclass(frozen=True)
@@ -193,6 +253,10 @@ class SearchFilter(Filter):
 
     def parse(self, query: QueryDict) -> dict[str, Any]:
         return {self.attr: text_value(query, self.key, max_length=MAX_SEARCH)}
+
+    @property
+    def exclude_key(self) -> str:
+        return ""  # free words have no qualifier (a "-word" is searched as typed)
 
     def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
         if connections[qs.db].vendor == "postgresql":
@@ -210,11 +274,11 @@ class TenantFilter(Filter):
             raise InvalidParams(f"'tenant' must be a tenant's slug like 'acme', got {tenant!r}.")
         return {self.attr: tenant}
 
-    def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
+    def condition(self, value: str, scope: Scope, alias: str) -> Q:
         tenant = resolve_tenant(scope=scope, slug=value)
         if tenant is None:
-            return qs.filter(tenant_id__isnull=True)
-        return qs.filter(ref_condition("tenant_id", tenant.ref_id, alias=qs.db))
+            return Q(tenant_id__isnull=True)
+        return ref_condition("tenant_id", tenant.ref_id, alias=alias)
 
     def chips(self, params: Any, ctx: ChipContext) -> list[Chip]:
         slug = params.tenant
@@ -233,8 +297,8 @@ class TenantFilter(Filter):
 class RefFilter(Filter):
     """A platform id (an actor's): the text or, on MongoDB, the ObjectId form."""
 
-    def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
-        return qs.filter(ref_condition(self.facet, value, alias=qs.db))
+    def condition(self, value: str, scope: Scope, alias: str) -> Q:
+        return ref_condition(self.facet, value, alias=alias)
 
     def chips(self, params: Any, ctx: ChipContext) -> list[Chip]:
         value = getattr(params, self.attr)
@@ -262,6 +326,30 @@ class ChoiceFilter(Filter):
 
 @dataclass(frozen=True)
 class ResourceTypeFilter(Filter):
+    """A resource type; its exclusion takes ``TYPE``, ``TYPE/ID`` or ``/ID`` (one
+    resource, as ``resource:`` in the search box)."""
+
+    @property
+    def exclude_label(self) -> str:
+        return "Not resource"
+
+    def check_excluded(self, raw: str) -> str:
+        raw = raw.strip()
+        if "/" not in raw:
+            return super().check_excluded(raw)
+        kind, _, ident = raw.partition("/")
+        kind = super().check_excluded(kind) if kind else ""
+        ident = RESOURCE_ID.check_excluded(ident)
+        if not ident:
+            raise InvalidParams(f"{raw!r} needs a resource id after the slash.")
+        return f"{kind}/{ident}"
+
+    def excluded_condition(self, value: str, scope: Scope, alias: str) -> Q:
+        if "/" not in value:
+            return self.condition(value, scope, alias)
+        kind, _, ident = value.partition("/")
+        return Q(resource_id=ident, **({"resource_type": kind} if kind else {}))
+
     def chips(self, params: Any, ctx: ChipContext) -> list[Chip]:
         if params.resource_type and params.resource_id:
             value = f"{params.resource_type}/{params.resource_id}"
@@ -300,8 +388,8 @@ class EntryFilter(Filter):
             )
         return {self.attr: value}
 
-    def narrow(self, qs: QuerySet, value: str, scope: Scope) -> QuerySet:
-        return qs.filter(pk=value)
+    def condition(self, value: str, scope: Scope, alias: str) -> Q:
+        return Q(pk=value)
 
 
 def _date(query: QueryDict, key: str) -> date | None:
@@ -336,6 +424,10 @@ class PeriodFilter(Filter):
     @property
     def keys(self) -> tuple[str, ...]:
         return (self.key, self.from_key, self.to_key)
+
+    @property
+    def exclude_key(self) -> str:
+        return ""  # a period is one span: created:<… and created:>… say what is left
 
     def parse(self, query: QueryDict) -> dict[str, Any]:
         range_ = text_value(query, self.key, max_length=8)
@@ -458,8 +550,9 @@ URL_ORDER: tuple[Filter, ...] = (
     TRACE,
     ENTRY,
 )
-# Every filter's query-string keys.
-FILTER_KEYS: tuple[str, ...] = tuple(key for f in FILTERS for key in f.keys)
+# Every filter's query-string keys, then their exclusions' (``not_action``).
+EXCLUDE_KEYS: tuple[str, ...] = tuple(f.exclude_key for f in FILTERS if f.exclude_key)
+FILTER_KEYS: tuple[str, ...] = tuple(key for f in FILTERS for key in f.keys) + EXCLUDE_KEYS
 # The AuditFacet columns that filter choices are read from.
 FACET_FIELDS = frozenset(
     {f.facet for f in FILTERS if f.facet and f.facet not in ("resource_id", "trace_id")}

@@ -97,25 +97,42 @@ class Params:
     trace: str = ""
     entry_id: str = ""
     cursor: Cursor | None = None
-    explicit: dict[str, str] = field(default_factory=dict)
+    # Exclusions by query key (``not_action``): the values each filter keeps out.
+    excluded: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    explicit: dict[str, str | list[str]] = field(default_factory=dict)
 
     @property
     def custom_dates(self) -> bool:
         return self.date_from is not None or self.date_to is not None
 
-    def filters(self) -> dict[str, str]:
-        """The filters as given (canonical values, no cursor), for URLs and the export record."""
+    def filters(self) -> dict[str, str | list[str]]:
+        """The filters as given (canonical values, no cursor), for URLs and the export
+        record; an exclusion (``not_action``) holds a list."""
         return dict(self.explicit)
+
+    def filter_pairs(self) -> list[tuple[str, str]]:
+        """The filters as (key, value) pairs, an exclusion's values one pair each."""
+        return [
+            (key, item)
+            for key, value in self.explicit.items()
+            for item in (value if isinstance(value, list) else [value])
+        ]
 
     def query_string(self, **extra: str) -> str:
         values = {**self.filters(), **extra}
-        return urlencode({k: v for k, v in values.items() if v})
+        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
 
     def without(self, *keys: str, **extra: str) -> str:
         """The query string without ``keys`` (and with ``extra``): a chip's remove link."""
         values = {k: v for k, v in self.filters().items() if k not in keys}
         values.update(extra)
-        return urlencode({k: v for k, v in values.items() if v})
+        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
+
+    def without_value(self, key: str, value: str) -> str:
+        """The query string with one value of a repeatable key (an exclusion) dropped."""
+        values = self.filters()
+        values[key] = [v for v in values.get(key, []) if v != value]
+        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
 
 
 def parse_params(query: QueryDict) -> Params:
@@ -127,12 +144,16 @@ def parse_params(query: QueryDict) -> Params:
     # Qualifiers typed into the search box become the filters' own parameters.
     query = expand_search(query)
     values: dict[str, Any] = {}
+    excluded: dict[str, tuple[str, ...]] = {}
     for flt in FILTERS:
         values.update(flt.parse(query))
+        if found := flt.parse_excluded(query):
+            excluded[flt.exclude_key] = found
+    values["excluded"] = excluded
     cursor_value = text_value(query, CURSOR_VAR, max_length=200)
     values["cursor"] = decode_cursor(cursor_value) if cursor_value else None
     params = Params(**values)
-    explicit: dict[str, str] = {}
+    explicit: dict[str, str | list[str]] = {}
     for flt in URL_ORDER:
         explicit.update(flt.explicit(params))
     params.explicit.update(explicit)

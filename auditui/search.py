@@ -7,6 +7,8 @@ Each qualifier is declared on its filter (``Filter.qualifier`` in
 parameters the controls set (``expand_search``), so it is bookmarkable, costs
 what the dropdown filters cost, and can only narrow the scope like them.
 Values may be quoted (``actor:"Ada Lovelace"``); a 32-hex-digit word is a trace id.
+A ``-`` before a qualifier excludes (``-action:logged_in``): it becomes the filter's
+``not_<qualifier>`` parameter, repeatable (``Filter.exclude_key``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from django.http import QueryDict
 
@@ -94,10 +97,10 @@ def qualifier_params(text: str) -> tuple[dict[str, str], str]:
     """``(query parameters, free words)`` of a search box's text.
 
     Raises ``InvalidParams`` naming the token for an unknown qualifier, an empty
-    value, a negation (not offered: the filters only take one value each) or a
-    qualifier given twice with different values.
+    value, a negated ``created:`` or a qualifier given twice with different values.
+    Exclusions (``-action:a -action:b``) collect into a list per ``not_`` key.
     """
-    params: dict[str, str] = {}
+    params: dict[str, Any] = {}
     words: list[str] = []
     for token in tokens(text):
         if not token.qualifier:
@@ -110,13 +113,20 @@ def qualifier_params(text: str) -> tuple[dict[str, str], str]:
             flt = QUALIFIERS.get(token.qualifier)
             if flt is None:
                 raise _unknown(token)
-            if token.negated:
-                raise InvalidParams(
-                    f"Search: `{token.text}` — excluding with `-` is not supported; "
-                    f"use {token.qualifier}: to keep only matching entries."
-                )
             if not token.value:
                 raise InvalidParams(f"Search: `{token.text}` needs a value after the colon.")
+            if token.negated:
+                if not flt.exclude_key:
+                    raise InvalidParams(
+                        f"Search: `{token.text}` — {token.qualifier}: cannot be negated; "
+                        "say the days to keep (created:<2026-11-01 or created:>2026-11-15)."
+                    )
+                if flt is RESOURCE_TYPE and token.value.endswith("/"):
+                    raise InvalidParams(f"Search: `{token.text}` needs an id after the slash.")
+                excluded = params.setdefault(flt.exclude_key, [])
+                if token.value not in excluded:
+                    excluded.append(token.value)
+                continue
             if flt is PERIOD:
                 found = _created(token)
             elif flt is RESOURCE_TYPE and "/" in token.value:
@@ -163,6 +173,11 @@ def expand_search(query: QueryDict) -> QueryDict:
                 raise InvalidParams(f"Search: {found[target]!r} is not a day.") from None
             step = timedelta(days=1 if target == PERIOD.from_key else -1)
             found[target] = (day + step).isoformat()
+    for flt in FILTERS:
+        if flt.exclude_key in found:
+            # Exclusions add up: the box's and any already in the URL (hidden fields).
+            values = query.getlist(flt.exclude_key) + found.pop(flt.exclude_key)
+            expanded.setlist(flt.exclude_key, list(dict.fromkeys(values)))
     for key, value in found.items():
         given = query.get(key, "").strip()
         if given and given != value:
@@ -207,6 +222,8 @@ def box_text(params) -> str:
             value = f"{value}/{params.resource_id}"
         if value:
             parts.append(f"{flt.qualifier}:{quoted(value)}")
+        for excluded in params.excluded.get(flt.exclude_key, ()):
+            parts.append(f"-{flt.qualifier}:{quoted(excluded)}")
     if params.q:
         parts.append(params.q)
     return " ".join(parts)

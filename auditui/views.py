@@ -44,6 +44,7 @@ from auditui.filters import (
     ACTOR,
     CHIP_ORDER,
     DEFAULT_RANGE,
+    EXCLUDE_KEYS,
     FILTER_KEYS,
     FILTERS,
     PERIOD,
@@ -242,6 +243,9 @@ class FilterLinks:
     def remove(self, *keys: str) -> str:
         return self.url(self.params.without(*keys))
 
+    def remove_value(self, key: str, value: str) -> str:
+        return self.url(self.params.without_value(key, value))
+
 
 def period_label(params: Params) -> str:
     """What the status line says about time: the preset, or the custom days."""
@@ -343,16 +347,22 @@ def chips(params: Params, links: FilterLinks, rows: list[Row], scope: Scope) -> 
     filter says what its chip shows (``auditui.filters``)."""
     context = ChipContext(scope=scope, rows=rows)
     return [
-        Chip(chip.label, chip.value, links.remove(*chip.keys))
+        Chip(
+            chip.label,
+            chip.value,
+            links.remove_value(*chip.drop) if chip.drop else links.remove(*chip.keys),
+        )
         for flt in CHIP_ORDER
-        for chip in flt.chips(params, context)
+        for chip in [*flt.chips(params, context), *flt.excluded_chips(params)]
     ]
 
 
 # Query keys a search-box qualifier sets (the box replaces them when it is submitted).
-QUALIFIED_KEYS = frozenset(
-    key for f in FILTERS if f.qualifier for key in f.keys if key != PERIOD.key
-) | {RESOURCE_ID.key}
+QUALIFIED_KEYS = (
+    frozenset(key for f in FILTERS if f.qualifier for key in f.keys if key != PERIOD.key)
+    | {RESOURCE_ID.key}
+    | frozenset(EXCLUDE_KEYS)
+)
 
 
 def search_sync_headers(response: HttpResponse, list_url: str, params: Params) -> None:
@@ -457,7 +467,7 @@ class AuditListView(AuditScreenMixin, View):
                     controls=[f.control for f in FILTERS if f.control and scope.offers(f)],
                     hidden_filters=[
                         (key, value)
-                        for key, value in params.filters().items()
+                        for key, value in params.filter_pairs()
                         if key not in scope.controls
                     ],
                     box_text=box_text(params),

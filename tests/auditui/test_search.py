@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from auditui.errors import InvalidParams
 from auditui.filters import ACTION, ACTOR, ACTOR_TYPE, FILTERS, PERIOD, RESOURCE_TYPE
 from auditui.search import QUALIFIERS, qualifier_params, tokens
-from tests.auditui.helpers import LIST_URLS, row_ids
+from auditui.paging import PAGE_SIZE
+from dmobs.models import AuditLog
+from tests.auditui.helpers import LIST_URLS, entries_by_id, ndjson_records, row_ids
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -40,6 +42,14 @@ def test_each_qualifier_is_declared_on_its_filter():
         ('actor:"Ada Lovelace" "two words"', {"actor": "Ada Lovelace"}, "two words"),
         ("action:a action:a", {"action": "a"}, ""),
         ("plain -words", {}, "plain -words"),
+        ("-action:logged_in", {"not_action": ["logged_in"]}, ""),
+        (
+            '-action:a -action:b -action:a type:agent -type:"system"',
+            {"not_action": ["a", "b"], "actor_type": "agent", "not_type": ["system"]},
+            "",
+        ),
+        ("-resource:strategy/st_9 -resource:/x", {"not_resource": ["strategy/st_9", "/x"]}, ""),
+        ("-tenant:platform", {"not_tenant": ["platform"]}, ""),
     ],
 )
 def test_qualifiers_map_onto_the_filters_parameters(text, params, words):
@@ -55,7 +65,10 @@ def test_qualifiers_map_onto_the_filters_parameters(text, params, words):
         ('actor:"open', 'the quote in `actor:"open` is never closed'),
         ("created:yesterday", "`created:yesterday`"),
         ("action:a action:b", "`action:b` conflicts"),
-        ("-action:logged_in", "`-action:logged_in` — excluding with `-` is not supported"),
+        ("-created:2026-11-01", "`-created:2026-11-01` — created: cannot be negated"),
+        ("-action:", "`-action:` needs a value"),
+        ("-resource:strategy/", "`-resource:strategy/` needs an id after the slash"),
+        ("-acter:u_1", "unknown qualifier `acter:` — did you mean `actor:`?"),
     ],
 )
 def test_errors_point_at_the_token(text, message):
@@ -181,6 +194,9 @@ def test_a_qualifier_only_narrows_the_scope(world, client):
             "tenant": NAME,
             "trace": st.just(TRACE_ID),
             "id": NAME,
+            "not_action": st.lists(NAME, min_size=1, max_size=3),
+            "not_resource": st.lists(st.tuples(NAME, NAME).map("/".join), min_size=1, max_size=2),
+            "not_type": st.lists(st.sampled_from(["human", "agent", "system"]), min_size=1),
             "from": st.dates().map(lambda d: d.replace(year=2026).isoformat()),
             "q": st.from_regex(r"[a-z]{1,8}( [a-z]{1,8}){0,2}", fullmatch=True),
         },
@@ -195,12 +211,14 @@ def test_the_box_text_of_a_view_reads_back_as_the_same_view(values):
 
     query = QueryDict(mutable=True)
     for key, value in values.items():
-        query[key] = value
+        query.setlist(key, value if isinstance(value, list) else [value])
     try:
         params = parse_params(query)
     except InvalidParams:
         return  # values the filters refuse (spaces only, too long): not a view
-    again = parse_params(QueryDict(mutable=True).copy() | {"q": box_text(params)})
+    box = QueryDict(mutable=True)
+    box["q"] = box_text(params)
+    again = parse_params(box)
     assert again.explicit == params.explicit
 
 
@@ -213,3 +231,75 @@ def test_id_finds_one_entry_in_scope_only(world, client):
     client.force_login(world.users["rita"])  # does not review Initech
     response = client.get(LIST_URLS["portal"], {"q": f"id:{acme.pk}", "range": "all"})
     assert response.status_code == 200 and row_ids(response) == []
+
+
+@pytest.mark.django_db
+def test_a_negated_qualifier_leaves_those_entries_out(world, client):
+    """``-action:X`` (and its parameter ``not_action``) keeps every other entry of the
+    scope; exclusions add up, the box shows them back, and each has its own chip."""
+    client.force_login(world.users["root"])
+    actions = sorted({e.action for e in world.entries})
+    first, second = actions[0], actions[1]
+    response = client.get(
+        LIST_URLS["manage"], {"q": f"-action:{first} -action:{second}", "range": "all"}
+    )
+    assert response.status_code == 200
+    kept = AuditLog.objects.exclude(action__in=[first, second]).order_by("-created_at", "-id")
+    expected = [str(pk) for pk in kept.values_list("pk", flat=True)[:PAGE_SIZE]]
+    assert row_ids(response) == expected and expected
+    same = client.get(
+        f"{LIST_URLS['manage']}?not_action={first}&not_action={second}&range=all"
+    )
+    assert row_ids(same) == expected
+    page = html.unescape(response.content.decode())
+    assert f'data-box="-action:{first} -action:{second}"' in page
+    # One chip per excluded value; removing one keeps the other.
+    assert page.count('<span class="chip-label">Not action:</span>') == 2
+    assert f'href="/manage/audit?not_action={second}&range=all"' in page
+    assert f'href="/manage/audit?not_action={first}&range=all"' in page
+    # Links out of this view (export) carry the exclusions.
+    assert f"export?not_action={first}&not_action={second}&range=all" in page
+
+
+@pytest.mark.django_db
+def test_excluding_a_tenant_keeps_platform_entries_and_stays_in_scope(world, client):
+    client.force_login(world.users["root"])
+    acme = world.tenants["acme"]
+    response = client.get(LIST_URLS["manage"], {"q": "-tenant:acme", "range": "all"})
+    shown = entries_by_id(row_ids(response))
+    assert shown and all(e.tenant_id != acme.ref_id for e in shown.values())
+    assert any(e.tenant_id is None for e in shown.values())  # platform entries stay
+    no_platform = client.get(LIST_URLS["manage"], {"q": "-tenant:platform", "range": "all"})
+    kept = entries_by_id(row_ids(no_platform))
+    assert kept and all(e.tenant_id for e in kept.values())
+    # A reviewer cannot name (or probe) a tenant outside the scope by excluding it.
+    client.force_login(world.users["rita"])
+    outside = client.get(LIST_URLS["portal"], {"q": "-tenant:initech"})
+    assert outside.status_code == 400
+    assert "no tenant 'initech' in this view" in html.unescape(outside.content.decode())
+
+
+@pytest.mark.django_db
+def test_a_bad_excluded_value_is_a_400_naming_its_parameter(world, client):
+    client.force_login(world.users["root"])
+    response = client.get(LIST_URLS["manage"], {"not_type": "robot"})
+    assert response.status_code == 400
+    text = html.unescape(response.content.decode())
+    assert "'not_type' (excluded actor_type)" in text and "'robot'" in text
+    many = client.get(LIST_URLS["manage"], {"not_action": [f"a{i}" for i in range(21)]})
+    assert many.status_code == 400
+    assert "at most 20 values" in html.unescape(many.content.decode())
+
+
+@pytest.mark.django_db
+def test_an_export_leaves_out_what_the_view_excludes(world, client):
+    client.force_login(world.users["root"])
+    action = world.entries[0].action
+    response = client.get(
+        "/manage/audit/export", {"q": f"-action:{action}", "range": "all", "format": "ndjson"}
+    )
+    assert response.status_code == 200
+    records = ndjson_records(response)
+    assert records and all(r["action"] != action for r in records)
+    # Every other entry is there (with the sign-in's and the export's own entries).
+    assert {r["id"] for r in records} >= {str(e.pk) for e in world.entries if e.action != action}

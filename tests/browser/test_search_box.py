@@ -79,3 +79,44 @@ def test_a_mistyped_qualifier_is_named_and_the_help_opens(page, browser_world):
     page.click(".search-help summary")
     assert page.locator(".search-help dl").is_visible()
     assert "created:2026-11-01..2026-11-15" in page.locator(".search-help").inner_text()
+
+
+def test_a_negated_qualifier_leaves_entries_out_and_survives_the_controls(page, browser_world):
+    """``-action:approved``: no approved row, the URL says ``not_action``, a chip
+    removes it, changing a control keeps it, and Back brings it back."""
+    sign_in(page, "rita", PORTAL)
+    start = history_length(page)
+    assert "approved" in page.locator("tr.entry .col-what a.tag").all_inner_texts()
+
+    page.fill("#f-q", "tenant:globex -action:approved")
+    page.press("#f-q", "Enter")
+    page.wait_for_url(re.compile(r"not_action=approved"))
+    settle(page)
+    assert query_of(page) == {"not_action": ["approved"], "tenant": ["globex"], "range": ["30d"]}
+    actions = page.locator("tr.entry .col-what a.tag").all_inner_texts()
+    assert actions and "approved" not in actions
+    assert page.locator("#f-q").input_value() == "-action:approved tenant:globex"
+    chip = page.locator(".chip", has_text="Not action")
+    assert " ".join(chip.inner_text().split()) == "Not action: approved ×"
+
+    # A control changed afterwards keeps the exclusion (box and URL).
+    page.select_option("#f-tenant", "")
+    page.wait_for_url(lambda url: "tenant=" not in url)
+    settle(page)
+    page.wait_for_function("() => document.querySelector('#f-q').value.indexOf('tenant:') < 0")
+    assert query_of(page) == {"not_action": ["approved"], "range": ["30d"]}
+    assert page.locator("#f-q").input_value() == "-action:approved"
+    assert "approved" not in page.locator("tr.entry .col-what a.tag").all_inner_texts()
+
+    # The chip's remove link (a plain link) drops it; Back restores it, box included.
+    page.locator(".chip", has_text="Not action").locator("a.chip-remove").click()
+    page.wait_for_url(lambda url: "not_action" not in url)
+    settle(page)
+    assert page.locator("#f-q").input_value() == ""
+    assert "approved" in page.locator("tr.entry .col-what a.tag").all_inner_texts()
+    assert history_length(page) == start + 3
+    page.go_back()
+    page.wait_for_url(re.compile(r"not_action=approved"))
+    settle(page)
+    assert page.locator("#f-q").input_value() == "-action:approved"
+    assert "approved" not in page.locator("tr.entry .col-what a.tag").all_inner_texts()
