@@ -48,15 +48,18 @@ def test_screenshots(browser, live_server, demo_data):
         {"resource_type": busiest["resource_type"], "resource_id": busiest["resource_id"]}
     )
     expanded = "/portal/audit?tenant=globex&actor_type=human"
+    # The search box with qualifiers, an exclusion among them, and its help open.
+    search = "/manage/audit?" + urlencode({"q": "type:human -action:logged_in -tenant:platform"})
     shots = [
-        ("sarah", "/dashboard/settings/audit-log", "dashboard.png", False, 1280),
-        ("rita", "/portal/audit", "portal.png", False, 1280),
-        ("root", "/manage/audit", "manage.png", False, 1280),
-        ("rita", expanded, "expanded-row.png", True, 1280),
-        ("rita", expanded, "expanded-row-390.png", True, 390),
-        ("rita", history, "resource-history.png", False, 1280),
+        ("sarah", "/dashboard/settings/audit-log", "dashboard.png", "", 1280),
+        ("rita", "/portal/audit", "portal.png", "", 1280),
+        ("root", "/manage/audit", "manage.png", "", 1280),
+        ("rita", expanded, "expanded-row.png", "expand", 1280),
+        ("rita", expanded, "expanded-row-390.png", "expand", 390),
+        ("rita", history, "resource-history.png", "", 1280),
+        ("root", search, "search.png", "help", 1280),
     ]
-    for username, path, name, expand, width in shots:
+    for username, path, name, step, width in shots:
         context = browser.new_context(
             base_url=live_server.url, viewport={"width": width, "height": 860}
         )
@@ -68,7 +71,10 @@ def test_screenshots(browser, live_server, demo_data):
             DEMO_PASSWORD,
         )
         page.goto(path)
-        if expand:
+        if step == "help":
+            page.click(".search-help summary")
+            page.locator(".search-help dl").wait_for()
+        if step == "expand":
             link = page.locator("tr.entry .expand").nth(1)
             link.click()
             page.locator(f"#{link.get_attribute('aria-controls')} table.diff").first.wait_for()
