@@ -10,7 +10,14 @@ import re
 import pytest
 
 from tests.browser.conftest import sign_in
-from tests.browser.test_investigator import PORTAL, go, history_length, query_of, settle
+from tests.browser.test_investigator import (
+    PAGE_OVERFLOW,
+    PORTAL,
+    go,
+    history_length,
+    query_of,
+    settle,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -79,6 +86,24 @@ def test_a_mistyped_qualifier_is_named_and_the_help_opens(page, browser_world):
     page.click(".search-help summary")
     assert page.locator(".search-help dl").is_visible()
     assert "created:2026-11-01..2026-11-15" in page.locator(".search-help").inner_text()
+    assert "-action:logged_in" in page.locator(".search-help").inner_text()
+
+
+@pytest.mark.parametrize("width", [390, 1440])
+def test_the_search_help_opens_over_the_results_within_the_screen(page, browser_world, width):
+    """A popover: the filters and the results do not move when it opens, and it fits
+    the viewport (no sideways scrolling on a phone)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page, "rita", PORTAL)
+    table_top = "() => document.querySelector('table.entries').getBoundingClientRect().top"
+    before = page.evaluate(table_top)
+    page.click(".search-help summary")
+    panel = page.locator(".search-help-panel")
+    assert panel.is_visible()
+    assert page.evaluate(table_top) == before
+    box = panel.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    assert page.evaluate(PAGE_OVERFLOW) <= 0
 
 
 def test_a_negated_qualifier_leaves_entries_out_and_survives_the_controls(page, browser_world):
