@@ -18,8 +18,17 @@
   catches a worker whose main loop is stuck.
 - DJANGO_SETTINGS_MODULE defaults to ``dmobs.settings`` here too (post_fork
   configures tracing, which reads settings, before the app module is loaded).
+- Garbage collection: once a worker has loaded the app, everything it holds
+  then (Django, the URLconfs, templates, the SDKs: ~130,000 objects) is moved
+  out of the collector's sight with ``gc.freeze()``, and the youngest generation
+  is collected every 20,000 allocations instead of 700. A request allocates
+  tens of thousands of short-lived objects; a full collection that walked the
+  frozen ones added 20-100 ms to one request in twenty (the list's p95).
+  Reference counting still frees almost everything at once; cycles are still
+  collected, just less often.
 """
 
+import gc
 import glob
 import os
 
@@ -61,6 +70,21 @@ def post_fork(server, worker):
     from dmobs.observability.tracing import configure_tracing
 
     configure_tracing()
+
+
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def post_worker_init(worker):
+    # The app is loaded (and its views imported here): what exists now lives as
+    # long as the worker.
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def child_exit(server, worker):
