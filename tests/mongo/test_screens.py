@@ -136,6 +136,20 @@ def test_filters_and_count_include_node_entries(world, client):
     assert "Node agent 3" not in client.get(LIST_URLS["dashboard"]).content.decode()
 
 
+def test_exclusions_keep_node_documents_that_lack_the_field(world, client):
+    """``-trace:X -tenant:platform`` on MongoDB: a Node document without a traceId
+    is not "trace X" and stays; documents without a tenantId are platform's and go."""
+    trace = "0af7651916cd43dd8448eb211c80319c"  # node_document's default
+    client.force_login(world.users["root"])
+    shown = walk(client, f"{LIST_URLS['manage']}?range=all&q=-trace:{trace}+-tenant:platform")
+    kept = node_ids(world, lambda d: d.get("traceId") != trace and d.get("tenantId"))
+    assert kept and kept <= set(shown)
+    assert any("traceId" not in d for d in world.node_docs if str(d["_id"]) in kept)
+    assert not node_ids(world, lambda d: d.get("traceId") == trace) & set(shown)
+    expected = AuditLog.objects.exclude(trace_id=trace).exclude(tenant_id__isnull=True)
+    assert shown == expected_order(expected)
+
+
 def test_search_finds_node_entries(world, client):
     client.force_login(world.users["root"])
     ids = walk(client, f"{LIST_URLS['manage']}?range=all&q=NODE+system")
