@@ -22,7 +22,7 @@ object here (and its control template, if it has one).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -73,7 +73,7 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def text_value(query: QueryDict, key: str, *, max_length: int) -> str:
+def text_value(query: Mapping[str, Any], key: str, *, max_length: int) -> str:
     """``key``'s value, stripped; too long or with control characters is a 400."""
     value = query.get(key, "").strip()
     if len(value) > max_length:
@@ -164,6 +164,7 @@ class Filter:
     qualifier: str = ""
     facet: str = ""
     control: str = ""
+    max_length: int = MAX_NAME
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -183,7 +184,12 @@ class Filter:
         return f"Not {self.label.lower()}"
 
     def parse(self, query: QueryDict) -> dict[str, Any]:
-        return {self.attr: text_value(query, self.key, max_length=MAX_NAME)}
+        return {self.attr: self.check(text_value(query, self.key, max_length=self.max_length))}
+
+    def check(self, value: str) -> str:
+        """The canonical form of a (stripped, bounded) value; ``InvalidParams`` if it
+        is not one this filter takes. Empty means "not set"."""
+        return value
 
     def parse_excluded(self, query: QueryDict) -> tuple[str, ...]:
         """The checked values of ``exclude_key`` (repeatable), without repeats."""
@@ -205,7 +211,7 @@ class Filter:
 
     def check_excluded(self, raw: str) -> str:
         """One excluded value, checked as the filter's own value would be."""
-        return self.parse({self.key: raw})[self.attr]
+        return self.check(text_value({self.key: raw}, self.key, max_length=self.max_length))
 
     def explicit(self, params: Any) -> dict[str, str | list[str]]:
         value = getattr(params, self.attr)
@@ -251,9 +257,6 @@ class SearchFilter(Filter):
     expression a trigram index covers (dmobs.search); elsewhere the queryset's own
     search (on MongoDB optionally through the text index)."""
 
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        return {self.attr: text_value(query, self.key, max_length=MAX_SEARCH)}
-
     @property
     def exclude_key(self) -> str:
         return ""  # free words have no qualifier (a "-word" is searched as typed)
@@ -268,11 +271,10 @@ class SearchFilter(Filter):
 class TenantFilter(Filter):
     """A tenant's slug, among the scope's tenants; ``platform`` for platform-level entries."""
 
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        tenant = text_value(query, self.key, max_length=100)
-        if tenant and not SLUG_RE.match(tenant):
-            raise InvalidParams(f"'tenant' must be a tenant's slug like 'acme', got {tenant!r}.")
-        return {self.attr: tenant}
+    def check(self, value: str) -> str:
+        if value and not SLUG_RE.match(value):
+            raise InvalidParams(f"'tenant' must be a tenant's slug like 'acme', got {value!r}.")
+        return value
 
     def condition(self, value: str, scope: Scope, alias: str) -> Q:
         tenant = resolve_tenant(scope=scope, slug=value)
@@ -313,15 +315,13 @@ class ChoiceFilter(Filter):
     """One of a fixed set of values (the actor types)."""
 
     choices: tuple[str, ...] = ()
-    max_length: int = 16
 
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        value = text_value(query, self.key, max_length=self.max_length)
+    def check(self, value: str) -> str:
         if value and value not in self.choices:
             raise InvalidParams(
                 f"{self.key!r} must be one of {', '.join(self.choices)}; got {value!r}."
             )
-        return {self.attr: value}
+        return value
 
 
 @dataclass(frozen=True)
@@ -359,9 +359,6 @@ class ResourceTypeFilter(Filter):
 
 @dataclass(frozen=True)
 class ResourceIdFilter(Filter):
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        return {self.attr: text_value(query, self.key, max_length=128)}
-
     def chips(self, params: Any, ctx: ChipContext) -> list[Chip]:
         # With a resource type, the type's chip says both.
         return [] if params.resource_type else super().chips(params, ctx)
@@ -369,24 +366,23 @@ class ResourceIdFilter(Filter):
 
 @dataclass(frozen=True)
 class TraceFilter(Filter):
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        trace_id = text_value(query, self.key, max_length=32).lower()
+    def check(self, value: str) -> str:
+        trace_id = value.lower()
         if trace_id and (not TRACE_ID_RE.match(trace_id) or set(trace_id) == {"0"}):
             raise InvalidParams("'trace' must be a trace id: 32 hex digits, not all zero.")
-        return {self.attr: trace_id}
+        return trace_id
 
 
 @dataclass(frozen=True)
 class EntryFilter(Filter):
     """One entry by its id (investigating by identifier: ``id:`` in the search box)."""
 
-    def parse(self, query: QueryDict) -> dict[str, Any]:
-        value = text_value(query, self.key, max_length=64)
+    def check(self, value: str) -> str:
         if value and not ENTRY_ID_RE.match(value):
             raise InvalidParams(
                 f"'id' must be an entry id (letters, digits, - and _), got {value!r}."
             )
-        return {self.attr: value}
+        return value
 
     def condition(self, value: str, scope: Scope, alias: str) -> Q:
         return Q(pk=value)
@@ -469,13 +465,16 @@ class PeriodFilter(Filter):
         return []  # the status line says the period
 
 
-SEARCH = SearchFilter(key="q", label="Search", control="auditui/controls/search.html")
+SEARCH = SearchFilter(
+    key="q", label="Search", control="auditui/controls/search.html", max_length=MAX_SEARCH
+)
 TENANT = TenantFilter(
     key="tenant",
     label="Tenant",
     qualifier="tenant",
     facet="tenant_id",
     control="auditui/controls/tenant.html",
+    max_length=100,
 )
 ACTION = Filter(
     key="action",
@@ -498,6 +497,7 @@ ACTOR_TYPE = ChoiceFilter(
     facet="actor_type",
     control="auditui/controls/actor_type.html",
     choices=ACTOR_TYPES,
+    max_length=16,
 )
 RESOURCE_TYPE = ResourceTypeFilter(
     key="resource_type",
@@ -506,9 +506,11 @@ RESOURCE_TYPE = ResourceTypeFilter(
     facet="resource_type",
     control="auditui/controls/resource_type.html",
 )
-RESOURCE_ID = ResourceIdFilter(key="resource_id", label="Resource id", facet="resource_id")
-TRACE = TraceFilter(key="trace", label="Trace", qualifier="trace", facet="trace_id")
-ENTRY = EntryFilter(key="id", field="entry_id", label="Entry", qualifier="id")
+RESOURCE_ID = ResourceIdFilter(
+    key="resource_id", label="Resource id", facet="resource_id", max_length=128
+)
+TRACE = TraceFilter(key="trace", label="Trace", qualifier="trace", facet="trace_id", max_length=32)
+ENTRY = EntryFilter(key="id", field="entry_id", label="Entry", qualifier="id", max_length=64)
 PERIOD = PeriodFilter(
     key="range", label="Period", qualifier="created", control="auditui/controls/period.html"
 )

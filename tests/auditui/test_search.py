@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from auditui.errors import InvalidParams
 from auditui.filters import ACTION, ACTOR, ACTOR_TYPE, FILTERS, PERIOD, RESOURCE_TYPE
-from auditui.search import QUALIFIERS, qualifier_params, tokens
 from auditui.paging import PAGE_SIZE
+from auditui.search import QUALIFIERS, qualifier_params, tokens
 from dmobs.models import AuditLog
 from tests.auditui.helpers import LIST_URLS, entries_by_id, ndjson_records, row_ids
 
@@ -247,9 +247,7 @@ def test_a_negated_qualifier_leaves_those_entries_out(world, client):
     kept = AuditLog.objects.exclude(action__in=[first, second]).order_by("-created_at", "-id")
     expected = [str(pk) for pk in kept.values_list("pk", flat=True)[:PAGE_SIZE]]
     assert row_ids(response) == expected and expected
-    same = client.get(
-        f"{LIST_URLS['manage']}?not_action={first}&not_action={second}&range=all"
-    )
+    same = client.get(f"{LIST_URLS['manage']}?not_action={first}&not_action={second}&range=all")
     assert row_ids(same) == expected
     page = html.unescape(response.content.decode())
     assert f'data-box="-action:{first} -action:{second}"' in page
