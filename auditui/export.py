@@ -139,6 +139,7 @@ def _line(row: tuple) -> str:
 # row's position.
 
 _CREATED = len(_TEXT_FIELDS)  # c14: the stored createdAt (timestamptz), the position
+_CREATED_TEXT = _TEXT_FIELDS.index("x_created")  # c13: createdAt as to_char wrote it
 _TRIGGER_CODES = ", ".join(str(ord(ch)) for ch in CSV_TRIGGERS)
 _OBJECT_OR_ARRAY = f"{ord('{')}, {ord('[')}"
 _QUOTE = ord('"')
@@ -185,7 +186,12 @@ def _line_sql(chunk_sql: str) -> str:
     cells = []
     for index in range(len(_TEXT_FIELDS)):
         column = f"c{index}"
-        cells.append(_sql_json_cell(column) if index in (BEFORE, AFTER) else _sql_cell(column))
+        if index in (BEFORE, AFTER):
+            cells.append(_sql_json_cell(column))
+        elif index == _CREATED_TEXT:
+            cells.append(column)  # to_char's digits, '-', ':', '.', T and Z (BC years too)
+        else:
+            cells.append(_sql_cell(column))
     record = "concat('\"', " + """, '","', """.join(cells) + ", E'\"\\r\\n')"
     before, after = (
         f"CASE WHEN ascii(c{i}) IN ({_OBJECT_OR_ARRAY}) THEN c{i} ELSE '' END"

@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from auditui import export
 from auditui.views import csv_lines
@@ -421,7 +421,14 @@ def test_an_export_reads_no_further_chunk_while_another_request_is_in_flight(ent
     request.start()
     entered.wait(60)
     rest = []
-    reader = threading.Thread(target=lambda: rest.extend(chunks))
+
+    def read_the_rest():
+        try:
+            rest.extend(chunks)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    reader = threading.Thread(target=read_the_rest)
     reader.start()
     assert waiting.wait(60)
     assert reads_while_waiting == [1] and len(reads) == 1  # still only the first chunk
