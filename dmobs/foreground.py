@@ -56,7 +56,10 @@ class _Process:
                 self.last_end = time.monotonic_ns()
             fd = self._file()
             if fd is not None:
-                os.pwrite(fd, _STATE.pack(self.in_flight, self.last_end), 0)
+                try:
+                    os.pwrite(fd, _STATE.pack(self.in_flight, self.last_end), 0)
+                except OSError:
+                    pass  # exports then wait for nobody: a request never fails for this
 
     def _file(self) -> int | None:
         directory = os.environ.get(DIR_ENV)
@@ -64,8 +67,12 @@ class _Process:
             return None
         if self.pid != os.getpid():  # first use, or a forked child: a file of its own
             self.pid = os.getpid()
-            path = os.path.join(directory, str(self.pid))
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                self.fd = os.open(
+                    os.path.join(directory, str(self.pid)), os.O_RDWR | os.O_CREAT, 0o600
+                )
+            except OSError:  # the directory is gone (a temp cleaner): as above
+                self.fd = None
         return self.fd
 
 
@@ -89,14 +96,14 @@ def background(request: HttpRequest) -> None:
 
 def _states() -> list[tuple[int, int]]:
     directory = os.environ.get(DIR_ENV)
-    if not directory:
+    try:
+        names = os.listdir(directory) if directory else None
+    except OSError:
+        names = None  # the directory is gone: this process's own count
+    if names is None:
         with _process.lock:
             return [(_process.in_flight, _process.last_end)]
     states = []
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
     for name in names:
         try:
             fd = os.open(os.path.join(directory, name), os.O_RDONLY)

@@ -215,6 +215,9 @@ HOSTILE_TEXTS = [
     *(f"{t}SUM(A1)" for t in TRIGGERS),
     "'already quoted",
     "tab\tinside, comma",
+    # Control characters, among them the separator of the joined JSON texts.
+    "unit\x1fsep\x1erecord\x01\x7f",
+    "\x1f",
 ]
 # before/after values: JSON objects and arrays (some with secrets, some escaped or
 # in other scripts), strings, numbers, booleans, JSON null (JSON_NULL) and NULL.
@@ -246,6 +249,8 @@ HOSTILE_STATES = [
     {"x-api-key": "k", "nested": [{"Authorization": "Bearer t"}]},
     {"quote": 'a "b", c', "formula": "=1+1", "big": 1e100},
     {"k": 'tokens": 5'},
+    {"pass\x1fword": "control-key", "note": "\x1f\x1e"},
+    ["\x1f", {"ok": "\x01"}],
 ]
 
 
@@ -308,7 +313,7 @@ def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_row
     for mine, generic in zip(ours, theirs, strict=True):
         assert same_cells(mine, generic), (mine, generic)
     text = "".join(chunks)
-    for secret in ("hunter2", "escaped-key", "cyrillic-a", "Bearer t", "p1", "4000"):
+    for secret in ("hunter2", "escaped-key", "cyrillic-a", "Bearer t", "p1", "4000", "control-key"):
         assert secret not in text, secret
     for shown in ('"inputTokens": 120', "ünïcode value only", "the password is in the vault"):
         assert shown.replace('"', '""') in text, shown

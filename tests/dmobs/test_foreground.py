@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(autouse=True)
 def no_grace(monkeypatch):
-    """Quiet as soon as no request is in flight: the tests wait on events, not time."""
+    """Quiet as soon as no request is in flight: the tests wait on events, not
+    time; and each test starts with a count (and file) of its own."""
     monkeypatch.setattr(foreground, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(foreground, "_process", foreground._Process())
 
 
 def test_a_request_counts_while_its_view_runs_and_not_after():
@@ -56,6 +58,21 @@ def test_a_failing_view_stops_counting():
 
     with pytest.raises(RuntimeError):
         foreground.ForegroundMiddleware(view)(RequestFactory().get("/"))
+    assert not foreground.busy()
+
+
+def test_a_lost_directory_fails_no_request(tmp_path, monkeypatch):
+    """The shared directory removed under a running server (a temp cleaner):
+    requests are served as before, and only this worker's own count is seen."""
+    monkeypatch.setenv(foreground.DIR_ENV, str(tmp_path / "gone"))
+    seen = []
+
+    def view(request):
+        seen.append(foreground.busy())
+        return HttpResponse("ok")
+
+    response = foreground.ForegroundMiddleware(view)(RequestFactory().get("/"))
+    assert response.status_code == 200 and seen == [True]
     assert not foreground.busy()
 
 
