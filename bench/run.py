@@ -888,7 +888,7 @@ def profile_requests(fx: Fixture) -> list[str]:
     with profiler:
         rows = 0
         for chunk in export.csv_chunks(AuditLog.objects.order_by("-created_at", "-id")):
-            rows += chunk.count("\n")
+            rows += chunk.count(b"\n")
             if rows >= 200_000:
                 break
     target = out / f"{label}-export.txt"

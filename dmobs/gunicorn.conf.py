@@ -16,6 +16,9 @@
   290,000-row export stopped at 95,001 lines), while a gthread worker's main
   thread keeps reporting alive as its threads stream. ``timeout`` then only
   catches a worker whose main loop is stuck.
+- Requests in flight are counted across workers in a directory the master
+  makes before forking (``dmobs.foreground``: an export gives way to them); a
+  dead worker's file is removed, the directory when the master exits.
 - DJANGO_SETTINGS_MODULE defaults to ``dmobs.settings`` here too (post_fork
   configures tracing, which reads settings, before the app module is loaded).
 - Garbage collection: once a worker has loaded the app, everything it holds
@@ -31,6 +34,8 @@
 import gc
 import glob
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dmobs.settings")
 
@@ -59,6 +64,7 @@ logconfig_dict = _logconfig()
 
 
 def on_starting(server):
+    os.environ["DMOBS_FOREGROUND_DIR"] = tempfile.mkdtemp(prefix="dmobs-foreground-")
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -88,7 +94,15 @@ def post_worker_init(worker):
 
 
 def child_exit(server, worker):
+    try:
+        os.remove(os.path.join(os.environ["DMOBS_FOREGROUND_DIR"], str(worker.pid)))
+    except (KeyError, OSError):
+        pass  # the worker never served a request
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    shutil.rmtree(os.environ.get("DMOBS_FOREGROUND_DIR", ""), ignore_errors=True)

@@ -53,6 +53,8 @@ MIDDLEWARE = [
     # the log context before anything logs, counts every response and
     # exception whatever layer made it, and writes the access line.
     "dmobs.observability.middleware.RequestContextMiddleware",
+    # Counts the requests in flight, so an export gives way to them (dmobs.foreground).
+    "dmobs.foreground.ForegroundMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "auditui.middleware.AppHostsMiddleware",

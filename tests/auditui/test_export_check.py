@@ -1,7 +1,8 @@
-"""The PostgreSQL CSV export's chunk-level secret check (auditui.export._rows_to_mask)
-flags every row whose before/after text the per-text quick check flags, which in
-turn flags every text dmobs.vocabulary would change (issue 12: one masking rule).
-Pure Python: runs on every database backend."""
+"""The PostgreSQL CSV export's chunk-level secret check (auditui.export._texts_to_mask,
+over a chunk's before or after texts as PostgreSQL joins them) flags exactly the
+texts the per-text quick check flags, which in turn flags every text
+dmobs.vocabulary would change (issue 12: one masking rule). Pure Python: runs on
+every database backend."""
 
 from __future__ import annotations
 
@@ -38,10 +39,24 @@ def checked(value) -> str:
 @given(st.lists(st.tuples(state, state), min_size=1, max_size=12))
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 def test_the_chunk_check_flags_every_row_the_per_text_check_flags(pairs):
-    rows = [("record", checked(b), checked(a), "at", "id") for b, a in pairs]
-    flagged = export._rows_to_mask(rows)
+    befores, afters = ([checked(pair[side]) for pair in pairs] for side in (0, 1))
+    flagged = {*export._texts_to_mask(joined(befores)), *export._texts_to_mask(joined(afters))}
     for index, (before, after) in enumerate(pairs):
-        per_text = any(t and export._may_hold_secret(t) for t in (checked(before), checked(after)))
+        per_text = any(t and export._may_hold_secret(t) for t in (befores[index], afters[index]))
         masks = any(isinstance(v, dict | list) and mask_secrets(v) != v for v in (before, after))
         assert not masks or per_text, (before, after)  # the quick check misses no secret
         assert (index in flagged) == per_text, (index, before, after)
+
+
+def joined(texts: list[str]) -> bytes:
+    """The texts as PostgreSQL's string_agg sends them (UTF-8, one separator between)."""
+    return export._SEP.join(t.encode() for t in texts)
+
+
+def test_texts_are_told_apart_by_the_separators_only():
+    """Empty texts (not objects or arrays) keep their place; a secret name split
+    over two texts is no hit; hits in several texts of one chunk all count."""
+    texts = ["", '{"pass": 1}', '{"word": 2}', "", '{"apiKey": "k"}', "[]"]
+    texts += ['{"Zoë": 1}', '{"a\\nb": 0}']  # another script, an escape
+    assert export._texts_to_mask(joined(texts)) == [4, 6, 7]
+    assert export._texts_to_mask(joined(["", ""])) == []

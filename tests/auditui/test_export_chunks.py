@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from auditui import export
 from auditui.views import csv_lines
@@ -52,7 +52,9 @@ def entries():
     return AuditLog.objects.bulk_create(rows)
 
 
-def parse(text: str) -> list[dict]:
+def parse(text: str | bytes) -> list[dict]:
+    if isinstance(text, bytes):
+        text = text.decode()
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
@@ -74,7 +76,7 @@ def same_cells(ours: dict, theirs: dict) -> bool:
 def test_chunks_hold_every_entry_once_with_the_generic_exports_cells(entries, read_ahead):
     chunks = list(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=read_ahead))
     assert len(chunks) == 1 + 5  # the header, then 23 rows in chunks of 5
-    ours, theirs = parse("".join(chunks)), generic_rows()
+    ours, theirs = parse(b"".join(chunks)), generic_rows()
     assert [r["id"] for r in ours] == [r["id"] for r in theirs]
     assert len({r["id"] for r in ours}) == 23
     for mine, generic in zip(ours, theirs, strict=True):
@@ -97,7 +99,7 @@ def test_read_ahead_is_the_default_outside_a_transaction(entries, monkeypatch):
         return real(chunks, **kwargs)
 
     monkeypatch.setattr(readahead, "read_ahead", spy)
-    assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=10)))) == 23
+    assert len(parse(b"".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=10)))) == 23
     assert sorted(threads) == ["export-format", "export-read-ahead"]
 
 
@@ -123,7 +125,7 @@ def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(en
     """The request's thread only hands the text on; reading and formatting run
     in two helper threads, niced, so other requests of the worker come first."""
     seen = {}
-    real_chunks, real_text = export._keyset_chunks, export._chunk_text
+    real_chunks, real_text = export._keyset_chunks, export._chunk_bytes
 
     def me() -> tuple[str, int]:
         thread = threading.current_thread()
@@ -133,21 +135,21 @@ def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(en
         seen["read"] = me()
         yield from real_chunks(*args, **kwargs)
 
-    def text(rows):
+    def text(chunk):
         seen.setdefault("format", me())
-        return real_text(rows)
+        return real_text(chunk)
 
     monkeypatch.setattr(export, "_keyset_chunks", chunks)
-    monkeypatch.setattr(export, "_chunk_text", text)
+    monkeypatch.setattr(export, "_chunk_bytes", text)
     base = me()
-    assert len(parse("".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5)))) == 23
+    assert len(parse(b"".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5)))) == 23
     assert seen["read"][0] == "export-read-ahead" and seen["format"][0] == "export-format"
     assert seen["read"][1] > base[1] and seen["format"][1] > base[1]
     assert me() == base  # the caller's own thread is left as it was
 
 
 def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch):
-    real = export._fetch_text
+    real = export._fetch_chunk
     calls = []
 
     def failing(*args, **kwargs):
@@ -156,7 +158,7 @@ def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch)
             raise RuntimeError("lost the database (injected)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(export, "_fetch_text", failing)
+    monkeypatch.setattr(export, "_fetch_chunk", failing)
     chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)
     next(chunks), next(chunks)
     with pytest.raises(RuntimeError, match="lost the database"):
@@ -191,7 +193,7 @@ def test_many_tenant_chunks_merge_every_entry_once_in_order(scope):
     else:
         qs = AuditLog.objects.filter(actor_id="u-1")
     assert export.tenant_branches(qs.order_by("-created_at", "-id")) is not None
-    ours = parse("".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)))
+    ours = parse(b"".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)))
     theirs = parse("".join(csv_lines(qs.order_by("-created_at", "-id"))))
     assert len(theirs) > 8
     assert [r["id"] for r in ours] == [r["id"] for r in theirs]
@@ -213,6 +215,9 @@ HOSTILE_TEXTS = [
     *(f"{t}SUM(A1)" for t in TRIGGERS),
     "'already quoted",
     "tab\tinside, comma",
+    # Control characters, among them the separator of the joined JSON texts.
+    "unit\x1fsep\x1erecord\x01\x7f",
+    "\x1f",
 ]
 # before/after values: JSON objects and arrays (some with secrets, some escaped or
 # in other scripts), strings, numbers, booleans, JSON null (JSON_NULL) and NULL.
@@ -244,6 +249,8 @@ HOSTILE_STATES = [
     {"x-api-key": "k", "nested": [{"Authorization": "Bearer t"}]},
     {"quote": 'a "b", c', "formula": "=1+1", "big": 1e100},
     {"k": 'tokens": 5'},
+    {"pass\x1fword": "control-key", "note": "\x1f\x1e"},
+    ["\x1f", {"ok": "\x01"}],
 ]
 
 
@@ -298,7 +305,7 @@ def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_row
     cell for cell the generic export, masked where the generic export masks."""
     entries = _hostile_entries(len(HOSTILE_STATES) * 2)
     qs = AuditLog.objects.all()
-    chunks = list(export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=False))
+    chunks = [c.decode() for c in export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=False)]
     assert chunks[0] == ",".join(export.STORED_NAMES) + "\r\n"
     assert "".join(chunks[1:]) == _all_python(qs)
     ours, theirs = parse("".join(chunks)), generic_rows()
@@ -306,7 +313,7 @@ def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_row
     for mine, generic in zip(ours, theirs, strict=True):
         assert same_cells(mine, generic), (mine, generic)
     text = "".join(chunks)
-    for secret in ("hunter2", "escaped-key", "cyrillic-a", "Bearer t", "p1", "4000"):
+    for secret in ("hunter2", "escaped-key", "cyrillic-a", "Bearer t", "p1", "4000", "control-key"):
         assert secret not in text, secret
     for shown in ('"inputTokens": 120', "ünïcode value only", "the password is in the vault"):
         assert shown.replace('"', '""') in text, shown
@@ -326,7 +333,7 @@ def test_only_rows_that_may_hold_a_secret_are_formatted_in_python(monkeypatch):
 
     monkeypatch.setattr(export, "_json_cell", spy)
     qs = AuditLog.objects.all()
-    text = "".join(export.csv_chunks(qs, chunk_rows=7, read_ahead=False))
+    text = b"".join(export.csv_chunks(qs, chunk_rows=7, read_ahead=False)).decode()
     monkeypatch.setattr(export, "_json_cell", real)
     assert text.endswith(_all_python(qs))
     with connection.cursor() as cursor:
@@ -368,6 +375,69 @@ def test_a_many_tenant_scope_reads_one_walk_or_merges_with_the_same_bytes(monkey
         outputs = []
         for share in (0.0, 1.1):  # always one walk, always merged
             monkeypatch.setattr(export, "WALK_ALL_SHARE", share)
-            outputs.append("".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)))
+            outputs.append(b"".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)).decode())
         assert outputs[0] == outputs[1]
         assert outputs[0].endswith(_all_python(qs)) and outputs[0].count('\r\n"') == qs.count()
+
+
+def test_an_export_reads_no_further_chunk_while_another_request_is_in_flight(entries, monkeypatch):
+    """Before each chunk after the first the export asks whether the server is
+    busy (dmobs.foreground); told yes, it reads nothing more until the request in
+    flight has ended, then the rest, every entry once."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from dmobs import foreground
+
+    monkeypatch.setattr(foreground, "GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(export, "GIVE_WAY_SECONDS", 60.0)
+    reads = []
+    real_fetch = export._fetch_chunk
+
+    def fetch(*args, **kwargs):
+        reads.append(1)
+        return real_fetch(*args, **kwargs)
+
+    monkeypatch.setattr(export, "_fetch_chunk", fetch)
+    waiting = threading.Event()
+    reads_while_waiting = []
+    real_busy = foreground.busy
+
+    def busy():
+        answer = real_busy()
+        if answer and not waiting.is_set():
+            reads_while_waiting.append(len(reads))
+            waiting.set()
+        return answer
+
+    monkeypatch.setattr(foreground, "busy", busy)
+    entered, release = threading.Event(), threading.Event()
+
+    def screen(request):
+        entered.set()
+        release.wait(60)
+        return HttpResponse("ok")
+
+    request = threading.Thread(
+        target=foreground.ForegroundMiddleware(screen), args=(RequestFactory().get("/"),)
+    )
+    chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=False)
+    header, first = next(chunks), next(chunks)
+    request.start()
+    entered.wait(60)
+    rest = []
+
+    def read_the_rest():
+        try:
+            rest.extend(chunks)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    reader = threading.Thread(target=read_the_rest)
+    reader.start()
+    assert waiting.wait(60)
+    assert reads_while_waiting == [1] and len(reads) == 1  # still only the first chunk
+    release.set()
+    request.join(60)
+    reader.join(60)
+    assert len(reads) == 5 and len(parse(b"".join([header, first, *rest]))) == 23
