@@ -46,7 +46,7 @@ def verify_store(
     if workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block:
         map_blocks = _threads_map(workers)
     return verify(
-        load_digests(alias),
+        load_digests(alias, lazy=True),
         source_for(alias),
         trusted_key_ids(),
         tenant=tenant,
