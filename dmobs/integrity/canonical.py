@@ -140,6 +140,12 @@ def canonical_text(
     )
 
 
+def value_text(value: Any) -> str:
+    """One value of the canonical array as JSON text (a string escaped as
+    PostgreSQL's ``to_json`` escapes it)."""
+    return _dumps_flat(value)
+
+
 def hash_text(text: str) -> str:
     return _sha256(text.encode()).hexdigest()
 

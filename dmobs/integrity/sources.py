@@ -5,16 +5,16 @@ Every source yields ``(id, tenant, createdAt, entry hash)`` in
 platform entry (its group in a digest). ``tenant`` arguments: ``None`` for
 every entry, ``""`` for platform entries only, else one tenantId.
 
-``DjangoSource`` reads through the ORM (SQLite, MongoDB) and hashes in Python.
-``PostgresSource`` has PostgreSQL write and hash the canonical forms, Python
-hashing only the distinct states (see its docstring; the cost the benchmark
-measures).
+``DjangoSource`` reads through the ORM (SQLite, MongoDB). ``PostgresSource``
+reads keyset chunks with SQL that hands Python the canonical text around the
+states, the states as jsonb text and ``createdAt`` already as text, so Python
+only looks up state hashes and hashes (the cost the benchmark measures).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -30,13 +30,13 @@ from dmobs.integrity.canonical import (
     hash_text,
     state_hash,
     state_hash_of_text,
+    value_text,
 )
 from dmobs.models import AuditLog
 from dmobs.readahead import read_ahead
 
 Hashed = tuple[str, str, datetime, str]
 CHUNK = 10_000
-_LONG_NUMBER = re.compile(r"\d{16}").search
 
 _VALUES = (
     "id",
@@ -127,33 +127,25 @@ class DjangoSource:
 
 
 class PostgresSource(DjangoSource):
-    r"""The same results as ``DjangoSource``, with PostgreSQL computing the hashes.
+    r"""The same results as ``DjangoSource``, the work shared with PostgreSQL.
 
-    Per chunk of entries (a keyset chunk, a verifier's block, a list of ids):
+    PostgreSQL writes each entry's canonical form around the two state hashes,
+    on its own core: the ten values before the states with one
+    ``array_to_json`` (``to_json`` escapes a string exactly as Python's
+    ``json.dumps(..., ensure_ascii=False)`` does: ``"``, ``\``, ``\b\f\n\r\t``
+    and other control characters as ``\u00xx``; an array's separator is
+    ``,``), the states as jsonb text, ``traceId`` with ``to_json``, and the
+    exact ``createdAt`` once (its canonical millisecond text is a slice of
+    it). A chunk's lines come as one text (``string_agg``): the driver decodes
+    one value per chunk, not fifteen per entry. Python looks the state hashes
+    up by their text (``state_hash_of_text``: most states repeat) and runs one
+    SHA-256 per entry.
 
-    1. PostgreSQL returns the chunk's distinct states (``before``/``after``) as
-       jsonb text, and Python hashes each one it has not seen
-       (``state_hash_of_text``: parse, canonical JSON, SHA-256). States repeat a
-       lot (a status, an agent's configuration), so few are new per chunk.
-    2. Python sends them back with their hashes, and PostgreSQL writes each
-       entry's canonical form and hashes it (``sha256`` in C): one
-       ``array_to_json`` of the fourteen values after the format name
-       (``to_json`` escapes a string exactly as Python's ``json.dumps(...,
-       ensure_ascii=False)`` does: ``"``, ``\``, ``\b\f\n\r\t`` and other
-       control characters as ``\u00xx``; and an array's separator is ``,``),
-       ``createdAt`` with ``to_char``, the state hashes joined by jsonb
-       equality (cheap: no state is written as text again). Equal jsonb values
-       have one canonical form: strings compare byte for byte (the database's
-       collation is deterministic), numbers by value (``1.0`` = ``1``, and the
-       canonical form writes the value), keys are unique; except whole numbers
-       from 2^53 up, whose states are looked up by their exact text instead
-       (see ``_states``). A state that arrived between the two queries has no
-       hash to join: the chunk is read again.
-
-    So per entry our process does next to nothing: the verifier compares a
-    block's ``"<id> <hash>\n"`` lines, as PostgreSQL joins them in the digest's
-    order, with the digest's text (``leaf_ranges``); the sealer splits one
-    short line per entry.
+    Tried and not taken: PostgreSQL hashing the whole entry (``sha256`` in C)
+    with the distinct states of a chunk hashed by us and sent back to be
+    joined: the states repeat less within a chunk than across the log (8,000
+    distinct in 10,000 entries of the benchmark), and sending them back and
+    joining them cost PostgreSQL more than writing them as text (bench/NOTES.md).
     """
 
     def _rows(self, where: str, order_limit: str = "") -> str:
@@ -161,103 +153,82 @@ class PostgresSource(DjangoSource):
         table = connections[self.alias].ops.quote_name(AuditLog._meta.db_table)
         return f"(SELECT * FROM {table} WHERE {where}{order_limit}) AS e"
 
-    def _entry_hash(self) -> str:
-        """SQL: the hex entry hash of ``e`` with state hashes ``e.bh``, ``e.ah``."""
+    def _line(self) -> str:
+        """SQL: one text line per entry of ``e``, tab-separated: the exact
+        createdAt (UTC); traceId and the canonical form's values before the
+        states (id first) as one JSON array; the two states as jsonb text
+        (empty for none: JSON text is never empty). No value holds a raw tab or
+        newline (JSON escapes control characters), so lines split safely."""
         quote = connections[self.alias].ops.quote_name
         meta = AuditLog._meta
 
         def column(name: str) -> str:
-            return f"e.{quote(meta.get_field(name).column)}::text"
+            return f"e.{quote(meta.get_field(name).column)}"
 
-        created = f"e.{quote(meta.get_field('created_at').column)}"
-        values = [
-            *(column(name) for name in _VALUES[:10]),
-            "e.bh",
-            "e.ah",
-            column("trace_id"),
-            f"""to_char({created} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')""",
-        ]
-        canonical = (
-            f"""'["{FORMAT}",' || substr(array_to_json(ARRAY[{", ".join(values)}])::text, 2)"""
+        values = ", ".join(f"{column(name)}::text" for name in ("trace_id", *_VALUES[:10]))
+        return " || E'\\t' || ".join(
+            [
+                f"to_char({column('created_at')} AT TIME ZONE 'UTC', "
+                """'YYYY-MM-DD"T"HH24:MI:SS.US')""",
+                f"array_to_json(ARRAY[{values}])::text",
+                f"coalesce({column('before')}::text, '')",
+                f"coalesce({column('after')}::text, '')",
+            ]
         )
-        return f"encode(sha256(convert_to({canonical}, 'UTF8')), 'hex')"
 
-    def _distinct_states(
-        self, rows: str, params: list, among: list[str] | None = None
-    ) -> list[str]:
-        """The distinct states of ``rows`` as jsonb text: one per class of equal
-        jsonb values, or with ``among`` (jsonb texts) every text of those classes."""
-        distinct = "SELECT DISTINCT s" if among is None else "SELECT DISTINCT s::text"
-        where = "s IS NOT NULL" if among is None else "s = ANY(%s::jsonb[])"
+    def _lines(self, rows: str, params: list, order: str = 'e."createdAt", e.id') -> list[str]:
+        """The lines of ``rows`` in ``order``, fetched as one text."""
         with connections[self.alias].cursor() as cursor:
             cursor.execute(
-                f"SELECT s::text FROM ({distinct} AS s FROM {rows} CROSS JOIN LATERAL "
-                f"(VALUES (e.before), (e.after)) AS v(s) WHERE {where}) AS states",
-                params if among is None else [*params, among],
+                f"SELECT string_agg({self._line()}, E'\\n' ORDER BY {order}) FROM {rows}", params
             )
-            return [text for (text,) in cursor.fetchall()]
+            (text,) = cursor.fetchone()
+        return text.split("\n") if text else []
 
-    def _states(self, rows: str, params: list) -> tuple[list[str], list[str], dict[str, str]]:
-        """Step 1: the state hashes of ``rows``, to be joined by jsonb equality
-        (jsonb texts, hashes) or by exact text (a JSON object text -> hash).
+    @staticmethod
+    def _leading(values: str) -> tuple[str, str, str, int]:
+        """traceId (as JSON), id and tenant ("" for none) from the front of a
+        line's JSON array ``[traceId, id, tenantId, ...]``, and where id starts.
+        Cut at the quotes when no escape precedes them, else decoded."""
+        if values[1] == "n":
+            trace, start = "null", 6
+        else:
+            end = values.index('"', 2)
+            trace, start = values[1 : end + 1], end + 2
+        end = values.index('"', start + 1)
+        eid, i = values[start + 1 : end], end + 2
+        if values[i] == "n":
+            tenant, i = "", i + 5
+        else:
+            end = values.index('"', i + 1)
+            tenant, i = values[i + 1 : end], end + 2
+        if "\\" in values[:i]:
+            trace_value, eid, tenant = json.loads(values)[:3]
+            trace = value_text(trace_value)
+            start = len(trace) + 2
+            tenant = tenant or ""
+        return trace, eid, tenant, start
 
-        Equal jsonb values have one canonical form, except for whole numbers
-        from 2^53 up, which the canonical form writes as integers or as doubles
-        depending on the stored text (``10000000000000000`` or
-        ``10000000000000000.0``: one value to jsonb). Their classes are looked
-        up by text; jsonb writes numbers without exponents, so a run of 16
-        digits in the class's text finds them all (and some that are not)."""
-        texts = self._distinct_states(rows, params)
-        joined: tuple[list[str], list[str]] = ([], [])
-        by_text: dict[str, str] = {}
-        exact = []
-        for text in texts:
-            if _LONG_NUMBER(text):
-                exact.append(text)
-            else:
-                joined[0].append(text)
-                joined[1].append(state_hash_of_text(text))
-        if exact:
-            for text in self._distinct_states(rows, params, exact):
-                by_text[text] = state_hash_of_text(text)
-        return joined[0], joined[1], by_text
+    @classmethod
+    def _hashes(cls, lines: list[str]) -> Iterator[tuple[str, str, str, str]]:
+        """(id, tenant, exact createdAt text, entry hash) of each line."""
+        state = state_hash_of_text
+        sha = hashlib.sha256
+        leading = cls._leading
+        prefix = f'["{FORMAT}",'
+        for line in lines:
+            exact, values, before, after = line.split("\t")
+            trace, eid, tenant, start = leading(values)
+            b = f'"{state(before)}"' if before else "null"
+            a = f'"{state(after)}"' if after else "null"
+            text = f'{prefix}{values[start:-1]},{b},{a},{trace},"{exact[:-3]}Z"]'
+            yield eid, tenant, exact, sha(text.encode()).hexdigest()
 
-    def _aggregate(self, rows: str, params: list, line: str, order: str) -> tuple[str, int]:
-        """Step 2: ``line`` of every entry of ``rows`` joined in ``order`` (one
-        text: the driver decodes one value per chunk, not one row per entry),
-        and the number of entries."""
-        for _attempt in range(5):
-            texts, hashes, by_text = self._states(rows, params)
-            by_text_json = json.dumps(by_text)
-            with connections[self.alias].cursor() as cursor:
-                cursor.execute(
-                    "WITH st AS (SELECT * FROM unnest(%s::jsonb[], %s::text[]) AS st(state, hash)) "
-                    f"SELECT string_agg({line}, '' ORDER BY {order}), count(*), count(*) FILTER "
-                    "(WHERE (e.before IS NOT NULL AND e.bh IS NULL) "
-                    "OR (e.after IS NOT NULL AND e.ah IS NULL)) "
-                    "FROM (SELECT e.*, coalesce(sb.hash, %s::jsonb ->> e.before::text) AS bh, "
-                    "coalesce(sa.hash, %s::jsonb ->> e.after::text) AS ah "
-                    f"FROM {rows} LEFT JOIN st AS sb ON sb.state = e.before "
-                    "LEFT JOIN st AS sa ON sa.state = e.after) AS e",
-                    [texts, hashes, by_text_json, by_text_json, *params],
-                )
-                text, count, unhashed = cursor.fetchone()
-            if not unhashed:
-                return text or "", count
-        raise RuntimeError("the audit entries kept changing while they were hashed")
-
-    def _hashed_lines(self, rows: str, params: list) -> list[str]:
-        """Tab-separated lines: id and tenantId as JSON (no raw tab or newline
-        in them), the exact createdAt (UTC), the entry hash; (createdAt, id) order."""
-        created = f"e.{connections[self.alias].ops.quote_name('createdAt')}"
-        line = (
-            "to_json(e.id)::text || E'\\t' || coalesce(to_json(e.\"tenantId\")::text, 'null') "
-            f"|| E'\\t' || to_char({created} AT TIME ZONE 'UTC', "
-            """'YYYY-MM-DD"T"HH24:MI:SS.US') || E'\\t' || """
-            f"{self._entry_hash()} || E'\\n'"
-        )
-        text, _count = self._aggregate(rows, params, line, f"{created}, e.id")
-        return text.split("\n")[:-1]
+    @classmethod
+    def _hashed(cls, lines: list[str]) -> Iterator[Hashed]:
+        parse_time = datetime.fromisoformat
+        for eid, tenant, exact, entry_hash in cls._hashes(lines):
+            yield eid, tenant, parse_time(exact).replace(tzinfo=UTC), entry_hash
 
     def _tenant_sql(self, tenant: str | None) -> tuple[str, list]:
         if tenant is None:
@@ -279,23 +250,10 @@ class PostgresSource(DjangoSource):
         tenant_sql, tenant_params = self._tenant_sql(tenant)
         return " AND ".join(where) + tenant_sql, params + tenant_params
 
-    @staticmethod
-    def _hashed(lines: list[str]) -> Iterator[Hashed]:
-        parse_time = datetime.fromisoformat
-        loads = json.loads
-        for line in lines:
-            eid, tenant, exact, entry_hash = line.split("\t")
-            eid = eid[1:-1] if "\\" not in eid else loads(eid)
-            if tenant == "null":
-                tenant = ""
-            else:
-                tenant = tenant[1:-1] if "\\" not in tenant else loads(tenant)
-            yield eid, tenant, parse_time(exact).replace(tzinfo=UTC), entry_hash
-
     def _chunks(
         self, after: datetime | None, through: datetime | None, tenant: str | None
     ) -> Iterator[list[str]]:
-        """Keyset chunks of hashed lines, oldest first."""
+        """Keyset chunks of lines, oldest first."""
         key: tuple[datetime, str] | None = None
         while True:
             if key is None:
@@ -304,57 +262,60 @@ class PostgresSource(DjangoSource):
                 where, params = self._range_sql(None, through, tenant)
                 where = f'("createdAt", id) > (%s, %s) AND {where}'
                 params = [*key, *params]
-            rows = self._rows(where, f' ORDER BY "createdAt", id LIMIT {CHUNK}')
-            lines = self._hashed_lines(rows, params)
+            lines = self._lines(
+                self._rows(where, f' ORDER BY "createdAt", id LIMIT {CHUNK}'), params
+            )
             if lines:
                 yield lines
             if len(lines) < CHUNK:
                 return
-            eid, _tenant, exact, _hash = lines[-1].split("\t")
-            key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), json.loads(eid))
+            exact, values, _states = lines[-1].split("\t", 2)
+            key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), self._leading(values)[1])
 
     def hashed_between(
         self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
     ) -> Iterator[Hashed]:
         chunks = self._chunks(after, through, tenant)
         if not connections[self.alias].in_atomic_block:
-            # PostgreSQL hashes the next chunk while this thread handles the
+            # PostgreSQL prepares the next chunk while this thread hashes the
             # current one (a transaction's view cannot be shared: not inside one).
             chunks = read_ahead(chunks, name="integrity-read-ahead")
         for lines in chunks:
             yield from self._hashed(lines)
 
-    def leaves_between(
-        self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
-    ) -> tuple[str, int]:
-        """The entries of ``(after, through]`` as a digest lists them
-        (``lines_for(tenant)``: ``"<id> <hash>\\n"``, by tenant in code point
-        order, then in seal order), and their number."""
-        where, params = self._range_sql(after, through, tenant)
-        return self._aggregate(
-            self._rows(where),
-            params,
-            f"e.id || ' ' || {self._entry_hash()} || E'\\n'",
-            'coalesce(e."tenantId", \'\') COLLATE "C", e."createdAt", e.id',
-        )
-
     def leaf_ranges(
         self, ranges: list[tuple[datetime | None, datetime]], *, tenant: str | None = None
     ) -> Iterator[tuple[str, int]]:
-        """``leaves_between`` for each range in turn, the next one read ahead
-        while this one is compared (the verifier's blocks)."""
-        leaves = (self.leaves_between(lower, upper, tenant=tenant) for lower, upper in ranges)
+        """For each range in turn, its entries as a digest lists them
+        (``lines_for(tenant)``: ``"<id> <hash>\n"`` by tenant in code point
+        order, each tenant's in seal order) and their number; the next range
+        read ahead while this one is hashed (the verifier's blocks)."""
+
+        def lines_of_ranges() -> Iterator[list[str]]:
+            for lower, upper in ranges:
+                lines: list[str] = []
+                for chunk in self._chunks(lower, upper, tenant):
+                    lines += chunk
+                yield lines
+
+        ranged = lines_of_ranges()
         if not connections[self.alias].in_atomic_block:
-            leaves = read_ahead(leaves, name="integrity-read-ahead")
-        yield from leaves
+            ranged = read_ahead(ranged, name="integrity-read-ahead")
+        for lines in ranged:
+            groups: dict[str, list[str]] = {}
+            for eid, entry_tenant, _exact, entry_hash in self._hashes(lines):
+                group = groups.get(entry_tenant)
+                if group is None:
+                    group = groups[entry_tenant] = []
+                group.append(f"{eid} {entry_hash}\n")
+            yield "".join("".join(groups[t]) for t in sorted(groups)), len(lines)
 
     def hashed_by_ids(self, ids: Iterable[str], *, tenant: str | None = None) -> Iterator[Hashed]:
         ids = list(ids)
         tenant_sql, tenant_params = self._tenant_sql(tenant)
         for start in range(0, len(ids), 5000):
             rows = self._rows(f"id = ANY(%s){tenant_sql}")
-            params = [ids[start : start + 5000], *tenant_params]
-            yield from self._hashed(self._hashed_lines(rows, params))
+            yield from self._hashed(self._lines(rows, [ids[start : start + 5000], *tenant_params]))
 
 
 def source_for(alias: str | None = None) -> DjangoSource:
