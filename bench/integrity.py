@@ -6,6 +6,9 @@
    nothing with them (the floor any sealer or verifier pays to the database).
 3. Seals every entry (a fresh chain: the bench database's digests are removed
    first, as its owner with the permanence trigger off) and verifies them.
+   Each step: wall rate, CPU per entry of this process and of the database's
+   backends (the wall rate depends on what else the machine runs, these less),
+   and this process's peak RSS.
 4. Writes the "Tamper evidence" section of bench/RESULTS.md (one per N).
 
 Environment: BENCH_ROWS, BENCH_DB (must start with dmobs_bench), BENCH_BLOCK
