@@ -20,6 +20,11 @@ It does not know where entries come from: ``sources`` reads the audit store,
 
 With ``tenant`` only that tenant's groups and entries are used (and a tenant
 proof, which carries just that group, is enough).
+
+Digests read from the store are lazy (``load_digests(lazy=True)``): step 1
+checks their headers, and each digest's entry lists are read, checked against
+its signed root and dropped when its block is checked (``digest_lines``), so
+memory does not grow with the chain.
 """
 
 from __future__ import annotations
