@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -24,12 +25,13 @@ from django.db.models import Q
 
 from dmobs.integrity.canonical import (
     FORMAT,
+    STATE_HASH_JSON,
     canonical_state,
     canonical_text,
     format_created,
     hash_text,
     state_hash,
-    state_hash_of_text,
+    state_hash_json_of_text,
     value_text,
 )
 from dmobs.models import AuditLog
@@ -37,6 +39,8 @@ from dmobs.readahead import read_ahead
 
 Hashed = tuple[str, str, datetime, str]
 CHUNK = 10_000
+# The front of a line's array, ``[traceId, id, tenantId, ``, when no escape is in it.
+_FRONT = re.compile(r'\[(null|"[^"\\]*"),"([^"\\]*)",(?:null|"([^"\\]*)"),').match
 
 _VALUES = (
     "id",
@@ -138,7 +142,7 @@ class PostgresSource(DjangoSource):
     exact ``createdAt`` once (its canonical millisecond text is a slice of
     it). A chunk's lines come as one text (``string_agg``): the driver decodes
     one value per chunk, not fifteen per entry. Python looks the state hashes
-    up by their text (``state_hash_of_text``: most states repeat) and runs one
+    up by their text (``STATE_HASH_JSON``: most states repeat) and runs one
     SHA-256 per entry.
 
     Tried and not taken: PostgreSQL hashing the whole entry (``sha256`` in C)
@@ -188,39 +192,28 @@ class PostgresSource(DjangoSource):
     @staticmethod
     def _leading(values: str) -> tuple[str, str, str, int]:
         """traceId (as JSON), id and tenant ("" for none) from the front of a
-        line's JSON array ``[traceId, id, tenantId, ...]``, and where id starts.
-        Cut at the quotes when no escape precedes them, else decoded."""
-        if values[1] == "n":
-            trace, start = "null", 6
-        else:
-            end = values.index('"', 2)
-            trace, start = values[1 : end + 1], end + 2
-        end = values.index('"', start + 1)
-        eid, i = values[start + 1 : end], end + 2
-        if values[i] == "n":
-            tenant, i = "", i + 5
-        else:
-            end = values.index('"', i + 1)
-            tenant, i = values[i + 1 : end], end + 2
-        if "\\" in values[:i]:
-            trace_value, eid, tenant = json.loads(values)[:3]
-            trace = value_text(trace_value)
-            start = len(trace) + 2
-            tenant = tenant or ""
-        return trace, eid, tenant, start
+        line's JSON array ``[traceId, id, tenantId, ...]``, and where id starts:
+        matched when none of them holds an escape, else decoded."""
+        front = _FRONT(values)
+        if front is not None:
+            trace, eid, tenant = front.groups()
+            return trace, eid, tenant or "", len(trace) + 2
+        trace_value, eid, tenant = json.loads(values)[:3]
+        trace = value_text(trace_value)
+        return trace, eid, tenant or "", len(trace) + 2
 
     @classmethod
     def _hashes(cls, lines: list[str]) -> Iterator[tuple[str, str, str, str]]:
         """(id, tenant, exact createdAt text, entry hash) of each line."""
-        state = state_hash_of_text
+        cached, state = STATE_HASH_JSON.get, state_hash_json_of_text
         sha = hashlib.sha256
         leading = cls._leading
         prefix = f'["{FORMAT}",'
         for line in lines:
             exact, values, before, after = line.split("\t")
             trace, eid, tenant, start = leading(values)
-            b = f'"{state(before)}"' if before else "null"
-            a = f'"{state(after)}"' if after else "null"
+            b = cached(before) or state(before)
+            a = cached(after) or state(after)
             text = f'{prefix}{values[start:-1]},{b},{a},{trace},"{exact[:-3]}Z"]'
             yield eid, tenant, exact, sha(text.encode()).hexdigest()
 
