@@ -134,16 +134,16 @@ class PostgresSource(DjangoSource):
     r"""The same results as ``DjangoSource``, the work shared with PostgreSQL.
 
     PostgreSQL writes each entry's canonical form around the two state hashes,
-    on its own core: the ten values before the states with one
+    on its own core: ``traceId`` and the ten values before the states with one
     ``array_to_json`` (``to_json`` escapes a string exactly as Python's
     ``json.dumps(..., ensure_ascii=False)`` does: ``"``, ``\``, ``\b\f\n\r\t``
     and other control characters as ``\u00xx``; an array's separator is
-    ``,``), the states as jsonb text, ``traceId`` with ``to_json``, and the
-    exact ``createdAt`` once (its canonical millisecond text is a slice of
-    it). A chunk's lines come as one text (``string_agg``): the driver decodes
-    one value per chunk, not fifteen per entry. Python looks the state hashes
-    up by their text (``STATE_HASH_JSON``: most states repeat) and runs one
-    SHA-256 per entry.
+    ``,``), the states as jsonb text, and the exact ``createdAt`` once (its
+    canonical millisecond text is a slice of it). A chunk's lines come as one
+    text (``string_agg``): the driver decodes one value per chunk, not fifteen
+    per entry. Python cuts traceId, id and tenantId off the array's front,
+    looks the state hashes up by their text (``STATE_HASH_JSON``: most states
+    repeat), puts the canonical form together and runs one SHA-256 per entry.
 
     Tried and not taken: PostgreSQL hashing the whole entry (``sha256`` in C)
     with the distinct states of a chunk hashed by us and sent back to be
@@ -180,11 +180,13 @@ class PostgresSource(DjangoSource):
             ]
         )
 
-    def _lines(self, rows: str, params: list, order: str = 'e."createdAt", e.id') -> list[str]:
-        """The lines of ``rows`` in ``order``, fetched as one text."""
+    def _lines(self, rows: str, params: list) -> list[str]:
+        """The lines of ``rows`` in (createdAt, id) order, fetched as one text."""
         with connections[self.alias].cursor() as cursor:
             cursor.execute(
-                f"SELECT string_agg({self._line()}, E'\\n' ORDER BY {order}) FROM {rows}", params
+                f"SELECT string_agg({self._line()}, E'\\n' ORDER BY e.\"createdAt\", e.id) "
+                f"FROM {rows}",
+                params,
             )
             (text,) = cursor.fetchone()
         return text.split("\n") if text else []
