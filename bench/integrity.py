@@ -193,8 +193,9 @@ def main() -> None:
             "",
             "Our CPU: the sealing/verifying process, all its threads (getrusage). "
             "PostgreSQL's: its backends connected to the bench database (/proc, sampled "
-            "every 0.2 s). PostgreSQL writes and hashes the canonical forms; we hash the "
-            "distinct states and compare a block's lines with its digest's. Peak RSS: the "
+            "every 0.2 s). PostgreSQL writes the canonical text around the states; we look "
+            "the state hashes up, run one SHA-256 per entry and compare a block's lines with "
+            "its digest's. Peak RSS: the "
             "process's high-water mark after the step (the verifier reads one block's "
             "digest lines at a time).",
         ]
