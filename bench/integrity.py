@@ -6,6 +6,9 @@
    nothing with them (the floor any sealer or verifier pays to the database).
 3. Seals every entry (a fresh chain: the bench database's digests are removed
    first, as its owner with the permanence trigger off) and verifies them.
+   Each step: wall rate, CPU per entry of this process and of the database's
+   backends (the wall rate depends on what else the machine runs, these less),
+   and this process's peak RSS.
 4. Writes the "Tamper evidence" section of bench/RESULTS.md (one per N).
 
 Environment: BENCH_ROWS, BENCH_DB (must start with dmobs_bench), BENCH_BLOCK
@@ -15,7 +18,6 @@ Targets (issue 18): sealing >= 50,000 entries/s, verifying >= 200,000 entries/s.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import resource
@@ -57,46 +59,54 @@ class Measure:
     entries: int
     wall: float
     cpu: float  # this process, all its threads
+    pg_cpu: float  # the bench database's PostgreSQL backends
+    peak_rss_mb: float  # this process's peak resident memory so far
 
     @property
     def rate(self) -> float:
         return self.entries / self.wall
 
-    @property
-    def cpu_rate(self) -> float:
-        return self.entries / self.cpu if self.cpu else 0.0
+    def us(self, seconds: float) -> float:
+        return seconds / self.entries * 1e6 if self.entries else 0.0
 
 
 def measure(step, count) -> tuple[Measure, object]:
     before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    result = step()
-    wall = time.perf_counter() - started
+    with run.BackendCpu() as backends:
+        started = time.perf_counter()
+        result = step()
+        wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = sum(
         (a.ru_utime + a.ru_stime) - (b.ru_utime + b.ru_stime)
         for a, b in zip(after, before, strict=True)
     )
-    return Measure(count(result), wall, cpu), result
+    peak = after[0].ru_maxrss / 1024
+    return Measure(count(result), wall, cpu, backends.seconds, peak), result
 
 
 def peer_read(source) -> int:
-    """The fast path's own query for every row, with no canonical form and no hashing."""
-    select = source._select()
+    """The fast path's own query for every row, with no state hashes and no
+    SHA-256: the floor any sealer or verifier pays to the database."""
     rows = 0
     key = None
     while True:
         where, params = "TRUE", []
         if key is not None:
             where, params = '("createdAt", id) > (%s, %s)', list(key)
-        lines = source._lines(
-            f'{select} WHERE {where} ORDER BY "createdAt", id LIMIT 10000', params
-        )
+        lines = source._lines(source._rows(where, ' ORDER BY "createdAt", id LIMIT 10000'), params)
         rows += len(lines)
         if len(lines) < 10000:
             return rows
-        last = lines[-1].split("\t")
-        key = (datetime.fromisoformat(last[2]).replace(tzinfo=UTC), json.loads(last[0]))
+        exact, values, _states = lines[-1].split("\t", 2)
+        key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), source._leading(values)[1])
+
+
+def cpu_note(m: Measure) -> str:
+    return (
+        f"{m.rate:,.0f}/s, CPU µs/entry: ours {m.us(m.cpu):.2f}, PostgreSQL {m.us(m.pg_cpu):.2f}; "
+        f"peak RSS {m.peak_rss_mb:,.0f} MB; load {os.getloadavg()[0]:.2f}"
+    )
 
 
 def fresh_chain() -> None:
@@ -128,30 +138,34 @@ def main() -> None:
 
     run.say("peer: reading every row with the sealer's SQL, no hashing")
     peer, _ = measure(lambda: peer_read(PostgresSource("default")), lambda n: n)
-    run.say(f"peer: {peer.entries:,} rows in {peer.wall:.1f} s")
+    run.say(f"peer: {peer.entries:,} rows in {peer.wall:.1f} s; {cpu_note(peer)}")
 
     fresh_chain()
     run.say(f"sealing {total:,} entries in blocks of {BLOCK:,}")
     sealing, result = measure(
         lambda: Sealer(key=key, settle=0, block_size=BLOCK).seal(), lambda r: r.entries
     )
-    run.say(f"sealed {sealing.entries:,} in {len(result.digests)} digests, {sealing.wall:.1f} s")
+    run.say(
+        f"sealed {sealing.entries:,} in {len(result.digests)} digests, {sealing.wall:.1f} s; "
+        + cpu_note(sealing)
+    )
 
     run.say(f"verifying on {WORKERS} connection(s)")
     verifying, report = measure(lambda: verify_store(workers=WORKERS), lambda r: r.entries)
     if not report.ok:
         raise SystemExit(f"verification failed: {report.summary()}")
-    run.say(f"verified {verifying.entries:,} in {verifying.wall:.1f} s")
+    run.say(f"verified {verifying.entries:,} in {verifying.wall:.1f} s; {cpu_note(verifying)}")
     single, single_report = measure(lambda: verify_store(workers=1), lambda r: r.entries)
     assert single_report.ok and single.entries == verifying.entries
+    run.say(f"verified on 1 connection in {single.wall:.1f} s; {cpu_note(single)}")
 
     def row(label: str, m: Measure, target: int | None) -> str:
         verdict = "–"
         if target:
             verdict = f">= {target:,}: " + run._verdict(m.rate >= target, "below target")
         return (
-            f"| {label} | {m.entries:,} | {m.wall:.1f} | **{m.rate:,.0f}** | {m.cpu:.1f} | "
-            f"{m.cpu_rate:,.0f} | {verdict} |"
+            f"| {label} | {m.entries:,} | {m.wall:.1f} | **{m.rate:,.0f}** | "
+            f"{m.us(m.cpu):.2f} | {m.us(m.pg_cpu):.2f} | {m.peak_rss_mb:,.0f} | {verdict} |"
         )
 
     loads_after = os.getloadavg()
@@ -169,17 +183,21 @@ def main() -> None:
             f"{BLOCK:,} entries; {len(result.digests)} digests)",
             f"- Load: {load_note}",
             "",
-            "| step | entries | wall s | entries/s (wall) | our CPU s | entries per our CPU s | "
-            "target (wall) |",
-            "|---|---:|---:|---:|---:|---:|---|",
+            "| step | entries | wall s | entries/s (wall) | our CPU µs/entry | "
+            "PostgreSQL CPU µs/entry | our peak RSS MB | target (wall) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
             row("peer: the same query for the same rows, no hashing", peer, None),
             row("seal (canonical form, SHA-256, signed digests)", sealing, SEAL_TARGET),
             row(f"verify, {WORKERS} connections (threads)", verifying, VERIFY_TARGET),
             row("verify, 1 connection", single, None),
             "",
             "Our CPU: the sealing/verifying process, all its threads (getrusage). "
-            "PostgreSQL's share (writing the canonical text, about as much CPU per entry as "
-            "ours) runs in its backends, on the other core, while we hash the chunk before.",
+            "PostgreSQL's: its backends connected to the bench database (/proc, sampled "
+            "every 0.2 s). PostgreSQL writes the canonical text around the states; we look "
+            "the state hashes up, run one SHA-256 per entry and compare a block's lines with "
+            "its digest's. Peak RSS: the "
+            "process's high-water mark after the step (the verifier reads one block's "
+            "digest lines at a time).",
         ]
     )
     print()

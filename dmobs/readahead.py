@@ -1,4 +1,4 @@
-"""Read one item ahead of the consumer on a helper thread (exports, the integrity verifier).
+"""Read ahead of the consumer on a helper thread (exports, the integrity sealer and verifier).
 
 The helper uses and then closes its own database connections (Django's are per
 thread), runs in a copy of the caller's context (trace and log context carry
@@ -34,9 +34,10 @@ def lower_priority(nice: int) -> None:
         pass  # not on Linux, or not allowed: run at normal priority
 
 
-def read_ahead(chunks: Iterator, *, name: str, nice: int = 0) -> Iterator:
-    """Iterate ``chunks`` in a helper thread, one item ahead of the consumer."""
-    handoff: queue.Queue = queue.Queue(maxsize=1)
+def read_ahead(chunks: Iterator, *, name: str, nice: int = 0, ahead: int = 1) -> Iterator:
+    """Iterate ``chunks`` in a helper thread, up to ``ahead`` items ahead of the
+    consumer (more when the consumer sometimes stops for a while)."""
+    handoff: queue.Queue = queue.Queue(maxsize=ahead)
     stopped = threading.Event()
 
     def hand(item: object) -> bool:

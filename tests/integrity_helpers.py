@@ -101,6 +101,11 @@ class SqlTamper:
             [header, signature, key_id, seq],
         )
 
+    def replace_groups(self, seq: int, groups: str) -> None:
+        self._run(
+            "audit_digests", "UPDATE audit_digests SET groups = %s WHERE seq = %s", [groups, seq]
+        )
+
 
 class MongoTamper:
     def __init__(self, db_alias: str):
@@ -135,6 +140,10 @@ class MongoTamper:
         result = self.digests.update_one(
             {"seq": seq}, {"$set": {"header": header, "signature": signature, "keyId": key_id}}
         )
+        assert result.modified_count == 1
+
+    def replace_groups(self, seq: int, groups: str) -> None:
+        result = self.digests.update_one({"seq": seq}, {"$set": {"groups": groups}})
         assert result.modified_count == 1
 
 

@@ -140,25 +140,38 @@ def canonical_text(
     )
 
 
+def value_text(value: Any) -> str:
+    """One value of the canonical array as JSON text (a string escaped as
+    PostgreSQL's ``to_json`` escapes it)."""
+    return _dumps_flat(value)
+
+
 def hash_text(text: str) -> str:
     return _sha256(text.encode()).hexdigest()
 
 
-# Hashes of states by their stored text. Many entries share a state ({"status":
-# "draft"}, an agent's configuration), and the text a store returns for a value
-# is always the same, so a state is parsed and hashed once per run. Bounded.
-_STATE_HASHES: dict[str, str] = {}
-_STATE_HASHES_MAX = 200_000
+# Hashes of states by their stored text, as the canonical array writes them
+# (``"<hex>"``; ``null`` for the empty text, which stands for no state). Many
+# entries share a state ({"status": "draft"}, an agent's configuration), and
+# the text a store returns for a value is always the same, so a state is parsed
+# and hashed once per run. Bounded. Read it with ``.get`` where every entry
+# counts (PostgreSQL's source), falling back to ``state_hash_json_of_text``.
+STATE_HASH_JSON: dict[str, str] = {"": "null"}
+_STATE_HASH_JSON_MAX = 200_000
 
 
-def state_hash_of_text(text: str) -> str:
-    """``state_hash`` of a state given as stored JSON text (memoised)."""
-    cached = _STATE_HASHES.get(text)
+def state_hash_json_of_text(text: str) -> str:
+    """``state_hash`` as canonical JSON (``"<hex>"``, or ``null`` for ``""``)
+    of a state given as stored JSON text (memoised in ``STATE_HASH_JSON``)."""
+    cached = STATE_HASH_JSON.get(text)
     if cached is None:
-        cached = _sha256(_dumps(_loads(text)).encode()).hexdigest()
-        if len(_STATE_HASHES) >= _STATE_HASHES_MAX:
-            _STATE_HASHES.clear()
-        _STATE_HASHES[text] = cached
+        if not text:
+            return "null"
+        cached = f'"{_sha256(_dumps(_loads(text)).encode()).hexdigest()}"'
+        if len(STATE_HASH_JSON) >= _STATE_HASH_JSON_MAX:
+            STATE_HASH_JSON.clear()
+            STATE_HASH_JSON[""] = "null"
+        STATE_HASH_JSON[text] = cached
     return cached
 
 

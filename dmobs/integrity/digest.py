@@ -31,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,6 +151,21 @@ class Digest:
     tenant_lines: str | None = None
     proof: list[list[str]] | None = None
     problems: list[str] = field(default_factory=list)
+    # A stored digest read without its groups (the verifier holds the whole
+    # chain, and 10 million entries' lines would be gigabytes): reads them when
+    # asked, and does not keep them. Raises ValueError when they do not parse.
+    groups_loader: Callable[[], dict[str, str]] | None = None
+
+    @property
+    def lazy(self) -> bool:
+        return self.groups is None and self.groups_loader is not None
+
+    def loaded(self) -> Digest:
+        """This digest with its groups in memory (itself unless ``lazy``)."""
+        if not self.lazy:
+            return self
+        assert self.groups_loader is not None
+        return Digest(self.header, self.signature, self.groups_loader(), self.rotation_signature)
 
     @property
     def seq(self) -> int:
@@ -169,6 +185,8 @@ class Digest:
 
     def lines_for(self, tenant: str | None) -> str:
         """The lines of ``tenant`` (all groups for None), from a full digest or a proof."""
+        if self.lazy:
+            return self.loaded().lines_for(tenant)
         if self.groups is None:
             if tenant is None or tenant != self.tenant:
                 return ""
@@ -178,6 +196,8 @@ class Digest:
         return self.groups.get(tenant, "")
 
     def to_document(self) -> dict[str, Any]:
+        if self.lazy:
+            return self.loaded().to_document()
         doc: dict[str, Any] = {"format": DIGEST_FORMAT, "header": self.header}
         doc["signature"] = self.signature
         if self.rotation_signature:
@@ -218,6 +238,8 @@ class Digest:
         """This digest as a tenant sees it: header, signatures, their group and
         the Merkle path to the signed root (empty when the block holds none of
         their entries; see docs/INTEGRITY.md for what that cannot show)."""
+        if self.lazy:
+            return self.loaded().tenant_proof(tenant)
         assert self.groups is not None
         tenants = sorted(self.groups)
         lines = self.groups.get(tenant, "")
@@ -240,6 +262,11 @@ class Digest:
 
     def check_content(self) -> str | None:
         """Why the entry lists do not match the signed header, or None."""
+        if self.lazy:
+            try:
+                return self.loaded().check_content()
+            except ValueError:
+                return "its entry list does not parse"
         if self.groups is not None:
             root, count = groups_root(self.groups)
             if root != self.header.get("root") or count != self.header.get("count"):

@@ -104,16 +104,44 @@ def digest_rows(alias: str | None = None):
     return AuditDigest.objects.using(alias or settings.AUDIT_DB_ALIAS)
 
 
-def load_digests(alias: str | None = None) -> list[Digest]:
+def load_digests(alias: str | None = None, *, lazy: bool = False) -> list[Digest]:
     """Every stored digest, in seq order (a row that does not parse is skipped
-    here and shows up as a removed digest)."""
+    here and shows up as a removed digest).
+
+    ``lazy``: headers and signatures only, each digest reading its groups when
+    they are needed (``Digest.loaded``), so memory stays flat however long the
+    chain is; groups that do not parse then make the digest an altered one.
+    """
     result = []
-    for row in digest_rows(alias).order_by("seq"):
+    rows = digest_rows(alias).order_by("seq")
+    if lazy:
+        rows = rows.defer("groups")
+    for row in rows:
         try:
-            result.append(row.to_digest())
+            if lazy:
+                digest = Digest(
+                    json.loads(row.header),
+                    row.signature,
+                    rotation_signature=row.rotation_signature or None,
+                    groups_loader=_groups_loader(alias, row.pk),
+                )
+            else:
+                digest = row.to_digest()
         except (ValueError, TypeError):
             continue
+        result.append(digest)
     return result
+
+
+def _groups_loader(alias: str | None, pk: str) -> Callable[[], dict[str, str]]:
+    def load() -> dict[str, str]:
+        text = digest_rows(alias).filter(pk=pk).values_list("groups", flat=True).first()
+        groups = json.loads(text) if text is not None else None
+        if not isinstance(groups, dict):
+            raise ValueError("the digest's groups are not an object")
+        return groups
+
+    return load
 
 
 class Sealer:
@@ -306,7 +334,7 @@ class Sealer:
 
     def _unsealed(self, watermark: datetime) -> list[str]:
         """Ids with createdAt <= watermark in no digest (range by range)."""
-        digests = load_digests(self.alias)
+        digests = load_digests(self.alias, lazy=True)
         late_ids: set[str] = set()
         for digest in digests:
             if digest.kind == KIND_LATE:

@@ -6,15 +6,16 @@ platform entry (its group in a digest). ``tenant`` arguments: ``None`` for
 every entry, ``""`` for platform entries only, else one tenantId.
 
 ``DjangoSource`` reads through the ORM (SQLite, MongoDB). ``PostgresSource``
-reads keyset chunks with SQL that hands Python the states as jsonb text and
-``createdAt`` already in its canonical text, so Python only parses, re-encodes
-and hashes (the cost the benchmark measures).
+reads keyset chunks with SQL that hands Python the canonical text around the
+states, the states as jsonb text and ``createdAt`` already as text, so Python
+only looks up state hashes and hashes (the cost the benchmark measures).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -23,18 +24,23 @@ from django.db import connections
 from django.db.models import Q
 
 from dmobs.integrity.canonical import (
+    FORMAT,
+    STATE_HASH_JSON,
     canonical_state,
     canonical_text,
     format_created,
     hash_text,
     state_hash,
-    state_hash_of_text,
+    state_hash_json_of_text,
+    value_text,
 )
 from dmobs.models import AuditLog
 from dmobs.readahead import read_ahead
 
 Hashed = tuple[str, str, datetime, str]
 CHUNK = 10_000
+# The front of a line's array, ``[traceId, id, tenantId, ``, when no escape is in it.
+_FRONT = re.compile(r'\[(null|"[^"\\]*"),"([^"\\]*)",(?:null|"([^"\\]*)"),').match
 
 _VALUES = (
     "id",
@@ -125,54 +131,99 @@ class DjangoSource:
 
 
 class PostgresSource(DjangoSource):
-    r"""The same results as ``DjangoSource``, with PostgreSQL doing its share.
+    r"""The same results as ``DjangoSource``, the work shared with PostgreSQL.
 
-    PostgreSQL writes the canonical form's text around the two state hashes
-    (``to_json(text)`` escapes a string exactly as Python's ``json.dumps(...,
-    ensure_ascii=False)`` does: ``"``, ``\``, ``\b\f\n\r\t`` and other
-    control characters as ``\u00xx``; tested in tests/dmobs/test_integrity.py)
-    and ``createdAt`` as canonical text, on its own core. Python adds the state
-    hashes (memoised by stored text) and hashes the line: the per-entry work
-    left to the sealer's and verifier's process is a few dictionary lookups,
-    one string join and one SHA-256.
+    PostgreSQL writes each entry's canonical form around the two state hashes,
+    on its own core: ``traceId`` and the ten values before the states with one
+    ``array_to_json`` (``to_json`` escapes a string exactly as Python's
+    ``json.dumps(..., ensure_ascii=False)`` does: ``"``, ``\``, ``\b\f\n\r\t``
+    and other control characters as ``\u00xx``; an array's separator is
+    ``,``), the states as jsonb text, and the exact ``createdAt`` once (its
+    canonical millisecond text is a slice of it). A chunk's lines come as one
+    text (``string_agg``): the driver decodes one value per chunk, not fifteen
+    per entry. Python cuts traceId, id and tenantId off the array's front,
+    looks the state hashes up by their text (``STATE_HASH_JSON``: most states
+    repeat), puts the canonical form together and runs one SHA-256 per entry.
+
+    Tried and not taken: PostgreSQL hashing the whole entry (``sha256`` in C)
+    with the distinct states of a chunk hashed by us and sent back to be
+    joined: the states repeat less within a chunk than across the log (8,000
+    distinct in 10,000 entries of the benchmark), and sending them back and
+    joining them cost PostgreSQL more than writing them as text (bench/NOTES.md).
     """
 
-    def _select(self) -> str:
-        """One text line per entry, tab-separated: id and tenantId as JSON, the
-        exact createdAt (UTC), the canonical text up to the states, the two
-        states as jsonb text (empty for none: JSON text is never empty), the
-        canonical text after them. No value holds a raw tab or newline (JSON
-        escapes control characters), so the lines split safely."""
+    def _rows(self, where: str, order_limit: str = "") -> str:
+        """The entries of a chunk as a subquery (aliased ``e``)."""
+        table = connections[self.alias].ops.quote_name(AuditLog._meta.db_table)
+        return f"(SELECT * FROM {table} WHERE {where}{order_limit}) AS e"
+
+    def _line(self) -> str:
+        """SQL: one text line per entry of ``e``, tab-separated: the exact
+        createdAt (UTC); traceId and the canonical form's values before the
+        states (id first) as one JSON array; the two states as jsonb text
+        (empty for none: JSON text is never empty). No value holds a raw tab or
+        newline (JSON escapes control characters), so lines split safely."""
         quote = connections[self.alias].ops.quote_name
         meta = AuditLog._meta
 
         def column(name: str) -> str:
-            return quote(meta.get_field(name).column)
+            return f"e.{quote(meta.get_field(name).column)}"
 
-        def as_json(name: str) -> str:
-            return f"coalesce(to_json({column(name)})::text, 'null')"
-
-        head = " || ',' || ".join(
-            ["'[\"dmobs-audit/1\"'", *(as_json(name) for name in _VALUES[:10])]
-        )
-        created = column("created_at")
-        tail = (
-            f"{as_json('trace_id')} || ',\"' || to_char({created} AT TIME ZONE 'UTC', "
-            """'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"]'"""
-        )
-        exact = f"""to_char({created} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US')"""
-        line = " || E'\\t' || ".join(
+        values = ", ".join(f"{column(name)}::text" for name in ("trace_id", *_VALUES[:10]))
+        return " || E'\\t' || ".join(
             [
-                as_json("id"),
-                as_json("tenant_id"),
-                exact,
-                head,
+                f"to_char({column('created_at')} AT TIME ZONE 'UTC', "
+                """'YYYY-MM-DD"T"HH24:MI:SS.US')""",
+                f"array_to_json(ARRAY[{values}])::text",
                 f"coalesce({column('before')}::text, '')",
                 f"coalesce({column('after')}::text, '')",
-                tail,
             ]
         )
-        return f"SELECT {line} AS line, {created}, id FROM {quote(meta.db_table)}"
+
+    def _lines(self, rows: str, params: list) -> list[str]:
+        """The lines of ``rows`` in (createdAt, id) order, fetched as one text."""
+        with connections[self.alias].cursor() as cursor:
+            cursor.execute(
+                f"SELECT string_agg({self._line()}, E'\\n' ORDER BY e.\"createdAt\", e.id) "
+                f"FROM {rows}",
+                params,
+            )
+            (text,) = cursor.fetchone()
+        return text.split("\n") if text else []
+
+    @staticmethod
+    def _leading(values: str) -> tuple[str, str, str, int]:
+        """traceId (as JSON), id and tenant ("" for none) from the front of a
+        line's JSON array ``[traceId, id, tenantId, ...]``, and where id starts:
+        matched when none of them holds an escape, else decoded."""
+        front = _FRONT(values)
+        if front is not None:
+            trace, eid, tenant = front.groups()
+            return trace, eid, tenant or "", len(trace) + 2
+        trace_value, eid, tenant = json.loads(values)[:3]
+        trace = value_text(trace_value)
+        return trace, eid, tenant or "", len(trace) + 2
+
+    @classmethod
+    def _hashes(cls, lines: list[str]) -> Iterator[tuple[str, str, str, str]]:
+        """(id, tenant, exact createdAt text, entry hash) of each line."""
+        cached, state = STATE_HASH_JSON.get, state_hash_json_of_text
+        sha = hashlib.sha256
+        leading = cls._leading
+        prefix = f'["{FORMAT}",'
+        for line in lines:
+            exact, values, before, after = line.split("\t")
+            trace, eid, tenant, start = leading(values)
+            b = cached(before) or state(before)
+            a = cached(after) or state(after)
+            text = f'{prefix}{values[start:-1]},{b},{a},{trace},"{exact[:-3]}Z"]'
+            yield eid, tenant, exact, sha(text.encode()).hexdigest()
+
+    @classmethod
+    def _hashed(cls, lines: list[str]) -> Iterator[Hashed]:
+        parse_time = datetime.fromisoformat
+        for eid, tenant, exact, entry_hash in cls._hashes(lines):
+            yield eid, tenant, parse_time(f"{exact}+00:00"), entry_hash
 
     def _tenant_sql(self, tenant: str | None) -> tuple[str, list]:
         if tenant is None:
@@ -181,87 +232,61 @@ class PostgresSource(DjangoSource):
             return ' AND ("tenantId" IS NULL OR "tenantId" = \'\')', []
         return ' AND "tenantId" = %s', [tenant]
 
-    def _lines(self, sql: str, params: list) -> list[str]:
-        """The lines of ``sql`` (ordered by createdAt, id), fetched as one text:
-        PostgreSQL joins them (string_agg), so the driver decodes one value per
-        chunk instead of one row per entry."""
-        connection = connections[self.alias]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT string_agg(line, E'\\n' ORDER BY \"createdAt\", id) FROM ({sql}) AS chunk",
-                params,
-            )
-            (text,) = cursor.fetchone()
-        return text.split("\n") if text else []
-
-    @staticmethod
-    def _hashed(lines: list[str]) -> Iterator[Hashed]:
-        state = state_hash_of_text
-        sha = hashlib.sha256
-        parse_time = datetime.fromisoformat
-        loads = json.loads
-        for line in lines:
-            eid, tenant, exact, head, before, after, tail = line.split("\t")
-            eid = eid[1:-1] if "\\" not in eid else loads(eid)
-            if tenant == "null":
-                tenant = ""
-            else:
-                tenant = tenant[1:-1] if "\\" not in tenant else loads(tenant)
-            b = f'"{state(before)}"' if before else "null"
-            a = f'"{state(after)}"' if after else "null"
-            yield (
-                eid,
-                tenant,
-                parse_time(exact).replace(tzinfo=UTC),
-                sha(f"{head},{b},{a},{tail}".encode()).hexdigest(),
-            )
+    def _range_sql(
+        self, after: datetime | None, through: datetime | None, tenant: str | None
+    ) -> tuple[str, list]:
+        where, params = ["TRUE"], []
+        if after is not None:
+            where.append('"createdAt" > %s')
+            params.append(after)
+        if through is not None:
+            where.append('"createdAt" <= %s')
+            params.append(through)
+        tenant_sql, tenant_params = self._tenant_sql(tenant)
+        return " AND ".join(where) + tenant_sql, params + tenant_params
 
     def _chunks(
         self, after: datetime | None, through: datetime | None, tenant: str | None
     ) -> Iterator[list[str]]:
         """Keyset chunks of lines, oldest first."""
-        select = self._select()
-        tenant_sql, tenant_params = self._tenant_sql(tenant)
         key: tuple[datetime, str] | None = None
         while True:
-            where, params = ["TRUE"], []
-            if key is not None:
-                where.append('("createdAt", id) > (%s, %s)')
-                params += list(key)
-            elif after is not None:
-                where.append('"createdAt" > %s')
-                params.append(after)
-            if through is not None:
-                where.append('"createdAt" <= %s')
-                params.append(through)
-            sql = (
-                f"{select} WHERE {' AND '.join(where)}{tenant_sql} "
-                f'ORDER BY "createdAt", id LIMIT {CHUNK}'
+            if key is None:
+                where, params = self._range_sql(after, through, tenant)
+            else:
+                where, params = self._range_sql(None, through, tenant)
+                where = f'("createdAt", id) > (%s, %s) AND {where}'
+                params = [*key, *params]
+            lines = self._lines(
+                self._rows(where, f' ORDER BY "createdAt", id LIMIT {CHUNK}'), params
             )
-            lines = self._lines(sql, params + tenant_params)
             if lines:
                 yield lines
             if len(lines) < CHUNK:
                 return
-            eid, _tenant, exact, _rest = lines[-1].split("\t", 3)
-            key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), json.loads(eid))
+            exact, values, _states = lines[-1].split("\t", 2)
+            key = (datetime.fromisoformat(exact).replace(tzinfo=UTC), self._leading(values)[1])
 
     def hashed_between(
         self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
     ) -> Iterator[Hashed]:
         chunks = self._chunks(after, through, tenant)
         if not connections[self.alias].in_atomic_block:
-            # PostgreSQL prepares the next chunk while this thread hashes the
-            # current one (a transaction's view cannot be shared: not inside one).
-            chunks = read_ahead(chunks, name="integrity-read-ahead")
+            # PostgreSQL prepares the next chunks while this thread hashes the
+            # current one (a transaction's view cannot be shared: not inside
+            # one). Several: the sealer stops at each block to write its digest
+            # (~1 MB of lists, committed: ~50 ms), and the database should not.
+            chunks = read_ahead(chunks, name="integrity-read-ahead", ahead=3)
         for lines in chunks:
             yield from self._hashed(lines)
 
-    def hashed_ranges(
+    def leaf_ranges(
         self, ranges: list[tuple[datetime | None, datetime]], *, tenant: str | None = None
-    ) -> Iterator[Iterator[Hashed]]:
-        """``hashed_between`` for each range in turn, the next range read ahead
-        while this one is hashed (the verifier's blocks)."""
+    ) -> Iterator[tuple[str, int]]:
+        """For each range in turn, its entries as a digest lists them
+        (``lines_for(tenant)``: ``"<id> <hash>\n"`` by tenant in code point
+        order, each tenant's in seal order) and their number; the next range
+        read ahead while this one is hashed (the verifier's blocks)."""
 
         def lines_of_ranges() -> Iterator[list[str]]:
             for lower, upper in ranges:
@@ -274,15 +299,20 @@ class PostgresSource(DjangoSource):
         if not connections[self.alias].in_atomic_block:
             ranged = read_ahead(ranged, name="integrity-read-ahead")
         for lines in ranged:
-            yield self._hashed(lines)
+            groups: dict[str, list[str]] = {}
+            for eid, entry_tenant, _exact, entry_hash in self._hashes(lines):
+                group = groups.get(entry_tenant)
+                if group is None:
+                    group = groups[entry_tenant] = []
+                group.append(f"{eid} {entry_hash}\n")
+            yield "".join("".join(groups[t]) for t in sorted(groups)), len(lines)
 
     def hashed_by_ids(self, ids: Iterable[str], *, tenant: str | None = None) -> Iterator[Hashed]:
         ids = list(ids)
-        select = self._select()
         tenant_sql, tenant_params = self._tenant_sql(tenant)
         for start in range(0, len(ids), 5000):
-            sql = f"{select} WHERE id = ANY(%s){tenant_sql}"
-            yield from self._hashed(self._lines(sql, [ids[start : start + 5000], *tenant_params]))
+            rows = self._rows(f"id = ANY(%s){tenant_sql}")
+            yield from self._hashed(self._lines(rows, [ids[start : start + 5000], *tenant_params]))
 
 
 def source_for(alias: str | None = None) -> DjangoSource:

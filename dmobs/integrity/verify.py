@@ -20,6 +20,11 @@ It does not know where entries come from: ``sources`` reads the audit store,
 
 With ``tenant`` only that tenant's groups and entries are used (and a tenant
 proof, which carries just that group, is enough).
+
+Digests read from the store are lazy (``load_digests(lazy=True)``): step 1
+checks their headers, and each digest's entry lists are read, checked against
+its signed root and dropped when its block is checked (``digest_lines``), so
+memory does not grow with the chain.
 """
 
 from __future__ import annotations
@@ -209,10 +214,10 @@ def check_chain(digests: list[Digest], trusted_ids: set[str], report: Report) ->
                 "(the header was changed after signing).",
                 seq=digest.seq,
             )
-        problem = digest.check_content()
-        if problem:
-            digest.problems.append("content")
-            report.add(DIGEST_ALTERED, f"Digest {digest.seq}: {problem}.", seq=digest.seq)
+        if not digest.lazy:  # a lazy digest's lists are checked when read (digest_lines)
+            problem = digest.check_content()
+            if problem:
+                _content_problem(report, digest, problem)
 
     # The key the chain expects for each digest, from the valid rotations.
     rotations = []
@@ -302,6 +307,28 @@ def check_chain(digests: list[Digest], trusted_ids: set[str], report: Report) ->
     return ordered
 
 
+def _content_problem(report: Report, digest: Digest, problem: str) -> None:
+    digest.problems.append("content")
+    report.add(DIGEST_ALTERED, f"Digest {digest.seq}: {problem}.", seq=digest.seq)
+
+
+def digest_lines(report: Report, digest: Digest, tenant: str | None) -> str:
+    """A digest's lines for ``tenant``. A lazy digest's groups are read here,
+    checked against its signed root (which ``check_chain`` left to this
+    moment, so that they are read once) and dropped after."""
+    if not digest.lazy:
+        return digest.lines_for(tenant)
+    try:
+        loaded = digest.loaded()
+    except ValueError:
+        _content_problem(report, digest, "its entry list does not parse")
+        return ""
+    problem = loaded.check_content()
+    if problem:
+        _content_problem(report, digest, problem)
+    return loaded.lines_for(tenant)
+
+
 def verify(
     digests: list[Digest],
     source,
@@ -327,8 +354,10 @@ def verify(
     late: dict[str, tuple[str, int, str]] = {}
     for digest in ordered:
         if digest.kind == KIND_LATE:
-            for eid, entry_hash in parse_leaves(digest.lines_for(tenant)):
+            for eid, entry_hash in parse_leaves(digest_lines(report, digest, tenant)):
                 late[eid] = (entry_hash, digest.seq, digest.header.get("sealedAt") or "")
+        elif digest.kind != KIND_ENTRIES and digest.lazy:
+            digest_lines(report, digest, tenant)  # a rotation's (empty) lists, checked
 
     # Entries digests, each with the range it is checked over: from the
     # previous entries digest still there (so a removed digest's entries show).
@@ -344,16 +373,18 @@ def verify(
         if through is None:
             continue
         report.sealed_through = through
-        if date_from is not None and through < date_from:
-            continue
-        if date_to is not None and lower is not None and lower >= date_to:
+        if (date_from is not None and through < date_from) or (
+            date_to is not None and lower is not None and lower >= date_to
+        ):
+            if digest.lazy:
+                digest_lines(report, digest, tenant)  # outside the period: lists checked only
             continue
         tasks.append(
             BlockTask(
                 seq=digest.seq,
                 lower=lower,
                 through=through,
-                lines=digest.lines_for(tenant),
+                digest=digest,
                 sealed_at=digest.header.get("sealedAt") or "",
                 first=digest.header.get("from"),
                 last=digest.header.get("to"),
@@ -401,7 +432,7 @@ class BlockTask:
     seq: int
     lower: datetime | None
     through: datetime
-    lines: str
+    digest: Digest  # lazy for the store's digests: its lines are read by the worker
     sealed_at: str
     first: str | None
     last: str | None
@@ -441,58 +472,76 @@ def _check_late(report: Report, late, eid: str, created: datetime, entry_hash: s
 
 
 def check_blocks(context: BlockContext, tasks: list[BlockTask]) -> Report:
-    """Step 2 for some entries digests: a partial report."""
+    """Step 2 for some entries digests: a partial report.
+
+    A source that can give a block's lines as the digest lists them
+    (``leaf_ranges``: PostgreSQL hashing the entries) has an unchanged block
+    checked by comparing two texts; a block that differs (or holds entries
+    sealed late) is then checked entry by entry, like every block of a source
+    that only yields hashed entries."""
     report = Report(tenant=context.tenant, limit=context.limit)
-    late = context.late
     source, tenant = context.source, context.tenant
     ranges = [(task.lower, task.through) for task in tasks]
-    if hasattr(source, "hashed_ranges"):
-        per_task = source.hashed_ranges(ranges, tenant=tenant)
-    else:
-        per_task = (source.hashed_between(lo, hi, tenant=tenant) for lo, hi in ranges)
-    for task, rows in zip(tasks, per_task, strict=True):
-        expected = dict(parse_leaves(task.lines))
-        pop = expected.pop
-        for eid, _tenant, created, entry_hash in rows:
-            wanted = pop(eid, None)
-            if wanted == entry_hash:
-                report.entries += 1
-                continue
-            if wanted is None:
-                if eid in late:
-                    _check_late(report, late, eid, created, entry_hash)
-                    continue
-                how = (
-                    f"digest {task.seq - 1}, which has been removed, may have sealed it; "
-                    "or it was inserted after sealing with an old timestamp."
-                    if task.after_removed
-                    else "it was inserted after sealing with an old timestamp."
-                )
-                report.add(
-                    NOT_SEALED,
-                    f"Entry {eid} ({format_created(created)}) is in no digest, though its time "
-                    f"lies in digest {task.seq}'s range, sealed at {task.sealed_at}: {how}",
-                    entry_id=eid,
-                    seq=task.seq,
-                )
-                continue
-            report.entries += 1
-            report.add(
-                CHANGED,
-                f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
-                f"in digest {task.seq}.",
-                entry_id=eid,
-                seq=task.seq,
-            )
-        for eid in expected:
-            report.add(
-                DELETED,
-                f"Entry {eid}, sealed in digest {task.seq} "
-                f"({task.first} to {task.last}), has been deleted.",
-                entry_id=eid,
-                seq=task.seq,
-            )
+    leaf_ranges = getattr(source, "leaf_ranges", None)
+    if leaf_ranges is None:
+        for task, lo_hi in zip(tasks, ranges, strict=True):
+            lines = digest_lines(report, task.digest, tenant)
+            _check_rows(report, context, task, lines, source.hashed_between(*lo_hi, tenant=tenant))
+        return report
+    for task, (leaves, count) in zip(tasks, leaf_ranges(ranges, tenant=tenant), strict=True):
+        lines = digest_lines(report, task.digest, tenant)
+        if leaves == lines:
+            report.entries += count
+            continue
+        rows = source.hashed_between(task.lower, task.through, tenant=tenant)
+        _check_rows(report, context, task, lines, rows)
     return report
+
+
+def _check_rows(report: Report, context: BlockContext, task: BlockTask, lines: str, rows) -> None:
+    """One block entry by entry: the store's hashed entries against its lines."""
+    late = context.late
+    expected = dict(parse_leaves(lines))
+    pop = expected.pop
+    for eid, _tenant, created, entry_hash in rows:
+        wanted = pop(eid, None)
+        if wanted == entry_hash:
+            report.entries += 1
+            continue
+        if wanted is None:
+            if eid in late:
+                _check_late(report, late, eid, created, entry_hash)
+                continue
+            how = (
+                f"digest {task.seq - 1}, which has been removed, may have sealed it; "
+                "or it was inserted after sealing with an old timestamp."
+                if task.after_removed
+                else "it was inserted after sealing with an old timestamp."
+            )
+            report.add(
+                NOT_SEALED,
+                f"Entry {eid} ({format_created(created)}) is in no digest, though its time "
+                f"lies in digest {task.seq}'s range, sealed at {task.sealed_at}: {how}",
+                entry_id=eid,
+                seq=task.seq,
+            )
+            continue
+        report.entries += 1
+        report.add(
+            CHANGED,
+            f"Entry {eid} ({format_created(created)}) was changed after it was sealed "
+            f"in digest {task.seq}.",
+            entry_id=eid,
+            seq=task.seq,
+        )
+    for eid in expected:
+        report.add(
+            DELETED,
+            f"Entry {eid}, sealed in digest {task.seq} "
+            f"({task.first} to {task.last}), has been deleted.",
+            entry_id=eid,
+            seq=task.seq,
+        )
 
 
 def _duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ from io import StringIO
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.core.management import CommandError, call_command
+from django.db import connection
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -517,3 +518,167 @@ def test_verification_outside_a_transaction_reads_ahead_and_in_worker_processes(
     assert report.entries == len(world.entries) - 1
     ok, out = verify_cli(f"--workers={workers}")
     assert not ok and changed in out and deleted in out
+
+
+# --- PostgreSQL hashing in SQL: hostile values, races, the verifier's block text ----
+
+HOSTILE = 'q"\\ \t\n\r\b\f\x01\x1f\x7f é 𝄞 \u2028 </ '
+HOSTILE_STATES = [
+    None,
+    {"a": 1.0, "b": [1e2, 1.5, -0.0, 2**60, 0.1], "": None},
+    {"z": HOSTILE, HOSTILE: {"y": [None, True, False]}, "A": "x", "é": 2},
+    {"big": "x" * 300_000},
+    {"a": 1},  # the same jsonb value as {"a": 1.0}
+    [1, "2", {}],
+    "a string state",
+    7,
+]
+# Stored as this exact text: equal jsonb values (whole numbers from 2^53) whose
+# canonical forms differ (an integer, a double), and ones that do not.
+RAW_STATES = [
+    ('{"n": 10000000000000000}', '{"n": 10000000000000000.0}'),
+    ('{"n": 10000000000000000.0}', '{"n": 1e16}'),
+    ('{"n": 12345678901234567890.5, "s": "1234567890123456"}', '{"n": 1.0}'),
+    ('{"n": 1.0}', '{"n": 1}'),
+]
+
+
+def _hostile_rows(start) -> list[str]:
+    """Every pair of hostile states, hostile text in every text column, three
+    kinds of tenant; then RAW_STATES inserted as text, with hostile ids, tenants
+    and traces. Their ids."""
+
+    ids = []
+    tenants = [None, "", "t " + HOSTILE]
+    for i, before in enumerate(HOSTILE_STATES):
+        for j, after in enumerate(HOSTILE_STATES):
+            entry = AuditLog.objects.create(
+                tenant_id=tenants[(i + j) % 3],
+                actor_type="human",
+                actor_id="u" + HOSTILE,
+                actor_name=HOSTILE,
+                action="updated",
+                resource_type="plan",
+                resource_id=HOSTILE,
+                resource_name=None if j % 2 else HOSTILE,
+                description=HOSTILE * 3,
+                before=before,
+                after=after,
+                trace_id=None if i % 2 else "ab" * 16,
+                created_at=start + timedelta(microseconds=i * 10 + j),
+            )
+            ids.append(entry.pk)
+    cast = "::jsonb" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        for k, (before, after) in enumerate(RAW_STATES):
+            # Ids, tenants and traces that need escaping, too (SQL allows them).
+            eid = f'i"\\\t\n{k} é'
+            cursor.execute(
+                'INSERT INTO audit_logs (id, "tenantId", "actorType", "actorId", "actorName", '
+                'action, "resourceType", "resourceId", "resourceName", description, before, '
+                f'after, "traceId", "createdAt") VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, '
+                f"%s, %s{cast}, %s{cast}, %s, %s)",
+                [
+                    eid,
+                    None if k % 2 else f't"\\\x01 é{k}',
+                    "human",
+                    "u",
+                    "n",
+                    "a",
+                    "r",
+                    "1",
+                    "d",
+                    before,
+                    after,
+                    f'tr"\\\x02é{k}' if k % 2 else None,
+                    start + timedelta(microseconds=900 + k),
+                ],
+            )
+            ids.append(eid)
+    return ids
+
+
+def test_hostile_rows_hash_alike_on_every_path(db):
+    """Control characters, quotes, non-ASCII, a 300 kB state, equal jsonb
+    values with different canonical forms: the Python path (SQLite, MongoDB,
+    the ORM on PostgreSQL), the export's records and PostgreSQL's SQL (by ids,
+    by range, a block's lines as a digest lists them) give the same hashes."""
+    from django.utils import timezone
+
+    from dmobs.integrity.canonical import record_hash
+    from dmobs.integrity.service import entry_records
+    from dmobs.integrity.sources import DjangoSource, PostgresSource
+
+    start = timezone.now().replace(microsecond=0) - timedelta(days=1)
+    ids = _hostile_rows(start)
+    python = {
+        eid: (eid, tenant, created, h)
+        for eid, tenant, created, h in DjangoSource().hashed_by_ids(ids)
+    }
+    assert set(python) == set(ids)
+    records = {r["id"]: record_hash(json.loads(json.dumps(r))) for r in entry_records()}
+    assert {eid: python[eid][3] for eid in ids} == {eid: records[eid] for eid in ids}
+    # The two states stored as 10000000000000000 and 10000000000000000.0 differ.
+    assert python[ids[-4]][3] != python[ids[-3]][3]
+    if connection.vendor != "postgresql":
+        return
+    source = PostgresSource()
+    assert {h[0]: h for h in source.hashed_by_ids(ids)} == python
+    lo, hi = start - timedelta(seconds=1), start + timedelta(seconds=1)
+    ranged = list(source.hashed_between(lo, hi))
+    assert ranged == sorted(python.values(), key=lambda h: (h[2], h[0]))
+    groups: dict[str, str] = {}
+    for eid, tenant, _created, entry_hash in ranged:
+        groups[tenant] = groups.get(tenant, "") + f"{eid} {entry_hash}\n"
+    assert list(source.leaf_ranges([(lo, hi)])) == [
+        ("".join(groups[t] for t in sorted(groups)), len(ids))
+    ]
+    platform = list(source.leaf_ranges([(lo, hi)], tenant=""))
+    assert platform == [(groups[""], sum(1 for h in ranged if h[1] == ""))]
+
+
+def test_a_digest_whose_entry_lists_were_changed_is_altered(world, key):
+    """The verifier reads each digest's lists when it checks that block (not
+    the whole chain's at once) and still checks them against the signed root."""
+    seal()
+    tamper = tamper_for()
+    row = AuditDigest.objects.get(seq=2)
+    groups = json.loads(row.groups)
+    tenant = sorted(groups)[0]
+    dropped = groups[tenant].splitlines()[0].split(" ")[0]
+    groups[tenant] = "".join(groups[tenant].splitlines(keepends=True)[1:])
+    tamper.replace_groups(2, json.dumps(groups))
+    tamper.replace_groups(3, "{not json")
+    report = verify_store()
+    found = {(f.kind, f.entry_id or f.seq) for f in report.problems()}
+    assert ("digest_altered", 2) in found and ("digest_altered", 3) in found
+    assert (NOT_SEALED, dropped) in found
+    messages = {f.seq: f.message for f in report.problems() if f.kind == "digest_altered"}
+    assert "does not match the signed root" in messages[2]
+    assert "does not parse" in messages[3]
+
+
+def test_each_block_s_lines_come_from_the_store_as_its_digest_lists_them(world, key):
+    """What lets PostgreSQL's verifier check an unchanged block with one
+    comparison: the store's entries of a block's range, hashed and grouped
+    by tenant, are the digest's lines (on every store, and on PostgreSQL
+    as one text from ``leaves_between``)."""
+
+    from dmobs.integrity.seal import load_digests, parse_exact
+    from dmobs.integrity.sources import PostgresSource, source_for
+
+    seal()
+    digests = [d for d in load_digests(lazy=True) if d.kind == "entries"]
+    assert len(digests) >= 5 and all(d.groups is None for d in digests)
+    lower = None
+    for digest in digests:
+        through = parse_exact(digest.header["through"])
+        groups: dict[str, str] = {}
+        for eid, tenant, _created, entry_hash in source_for().hashed_between(lower, through):
+            groups[tenant] = groups.get(tenant, "") + f"{eid} {entry_hash}\n"
+        lines = digest.lines_for(None)
+        assert "".join(groups[t] for t in sorted(groups)) == lines
+        if connection.vendor == "postgresql":
+            leaves = list(PostgresSource().leaf_ranges([(lower, through)]))
+            assert leaves == [(lines, lines.count("\n"))]
+        lower = through
