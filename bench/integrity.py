@@ -177,7 +177,7 @@ def main() -> None:
             f"- Machine: {run.machine()}",
             f"- Load average (1/5/15 min) at start {loads_before[0]:.2f} / {loads_before[1]:.2f} "
             f"/ {loads_before[2]:.2f}, at end {loads_after[0]:.2f} / {loads_after[1]:.2f} / "
-            f"{loads_after[2]:.2f} (2 cores shared with four other engineers' work: wall-clock "
+            f"{loads_after[2]:.2f} (2 cores: above 2.0, other work shared them and wall-clock "
             "rates are pessimistic; the CPU columns say what the work itself costs)",
             f"- Command: `BENCH_ROWS={ROWS} make bench-integrity` (database {DB}; blocks of "
             f"{BLOCK:,} entries; {len(result.digests)} digests)",
