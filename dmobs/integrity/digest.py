@@ -4,10 +4,11 @@ A digest seals one block of entries. Its parts:
 
 * ``groups``: per tenant (``""`` for platform entries), the block's entries of
   that tenant in seal order, as text lines ``"<id> <entry hash>\\n"``.
-* ``header``: a JSON object of strings, integers and nulls; its canonical text
-  (keys sorted, no spaces, UTF-8) is what is signed. It holds the block's count,
-  time range and ``root``, the previous digest's hash (``previous``), the
-  signing key and the sealer's watermark (see ``seal``).
+* ``header``: a JSON object of strings, integers and nulls (and on PostgreSQL
+  an entries block's ``storeHash`` object); its canonical text (keys sorted, no
+  spaces, UTF-8) is what is signed. It holds the block's count, time range and
+  ``root``, the previous digest's hash (``previous``), the signing key and the
+  sealer's watermark (see ``seal``).
 * ``signature``: Ed25519 over the header text, base64; ``rotationSignature``
   (key rotation digests only): the old key's signature over the same text.
 
@@ -41,6 +42,9 @@ KIND_ENTRIES = "entries"  # entries with createdAt after the last watermark, up 
 KIND_LATE = "late"  # entries that arrived after their time had been sealed
 KIND_ROTATION = "rotation"  # names the old key; countersigned by it
 KINDS = (KIND_ENTRIES, KIND_LATE, KIND_ROTATION)
+# An entries header's optional ``storeHash`` (PostgreSQL): ``{"kind": STORE_HASH_KIND,
+# "hash": ...}``, what ``sources.PostgresSource.store_hash`` computes over its range.
+STORE_HASH_KIND = "postgresql-row-v1"
 
 _header_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 

@@ -54,13 +54,14 @@ from dmobs.integrity.digest import (
     KIND_ENTRIES,
     KIND_LATE,
     KIND_ROTATION,
+    STORE_HASH_KIND,
     Digest,
     groups_root,
     header_text,
     parse_leaves,
 )
 from dmobs.integrity.models import AuditDigest
-from dmobs.integrity.sources import Hashed, source_for
+from dmobs.integrity.sources import Hashed, ids_hash, source_for
 
 
 class SealError(Exception):
@@ -288,6 +289,7 @@ class Sealer:
                 after=format_exact(after) if after else None,
                 through=format_exact(through),
                 watermark=format_exact(through),
+                **self._store_hash(after, through, block),
             )
             result.digests.append(last)
             result.entries += len(block)
@@ -305,10 +307,27 @@ class Sealer:
                 after=format_exact(watermark) if watermark else None,
                 through=format_exact(horizon),
                 watermark=format_exact(horizon),
+                **self._store_hash(watermark, horizon, []),
             )
             result.digests.append(last)
         result.watermark = parse_exact(last.header.get("watermark")) if last else None
         return result
+
+    def _store_hash(self, after: datetime | None, through: datetime, block: list[Hashed]) -> dict:
+        """``storeHash`` for an entries block's header, on PostgreSQL: what
+        lets the verifier check an unchanged block in SQL alone (see
+        ``PostgresSource.store_hash``). Computed after the block is cut, over
+        the same range the verifier will use; left out (the verifier then
+        checks the block entry by entry) when the range no longer holds
+        exactly the block's entries, e.g. one arrived late meanwhile."""
+        store_hash = getattr(self.source, "store_hash", None)
+        if store_hash is None:
+            return {}
+        sealed = store_hash(after, through, with_ids=True)
+        if sealed.count != len(block) or sealed.ids_hash != ids_hash(e[0] for e in block):
+            self.progress(f"no store hash for the block through {format_exact(through)}")
+            return {}
+        return {"storeHash": {"kind": STORE_HASH_KIND, "hash": sealed.hash}}
 
     def _heartbeat_due(self, last, now, horizon, watermark) -> bool:
         """An empty block moves the watermark (and "verified through") on when

@@ -73,8 +73,8 @@ def test_an_untouched_log_verifies_through_the_last_seal(world, key):
 def test_audit_verify_names_every_change(world, key):
     seal()
     tamper = tamper_for()
-    digests = list(AuditDigest.objects.order_by("seq").values_list("seq", flat=True))
-    assert len(digests) >= 5
+    sealed = list(AuditDigest.objects.order_by("seq"))
+    assert len(sealed) >= 7
     changed = digest_entry_ids(1)[3]
     deleted = digest_entry_ids(2)[5]
     removed_ids = digest_entry_ids(4)
@@ -91,6 +91,12 @@ def test_audit_verify_names_every_change(world, key):
 
     report = verify_store()
     assert not report.ok
+    # On PostgreSQL only the blocks nothing touched were checked by their store
+    # hash: 1 (changed, forged), 2 (deleted), 3 (re-signed) and 5 (its range
+    # starts where removed 4's did) went entry by entry, and named each change.
+    untouched = sum(d.count for d in sealed if d.kind == "entries" and d.seq > 5)
+    assert untouched
+    assert report.store_hashed == (untouched if connection.vendor == "postgresql" else 0)
     found = {(f.kind, f.entry_id or f.seq) for f in report.problems()}
     assert (CHANGED, changed) in found
     assert (DELETED, deleted) in found
@@ -682,3 +688,92 @@ def test_each_block_s_lines_come_from_the_store_as_its_digest_lists_them(world, 
             leaves = list(PostgresSource().leaf_ranges([(lower, through)]))
             assert leaves == [(lines, lines.count("\n"))]
         lower = through
+
+
+# --- PostgreSQL's store hash: an unchanged block checked in SQL alone ---------------
+
+
+def test_an_untouched_log_verifies_by_store_hashes_on_postgresql(world, key):
+    """On PostgreSQL each entries digest signs the store hash of its range
+    (the sealer's equals what the verifier computes), and a whole-log check
+    of an untouched log verifies every block by it: no entry is hashed in
+    Python. A tenant's check, and other stores, hash entry by entry."""
+    from dmobs.integrity.seal import load_digests, parse_exact
+    from dmobs.integrity.sources import source_for
+
+    seal()
+    digests = [d for d in load_digests() if d.kind == "entries"]
+    assert len(digests) >= 6
+    source = source_for()
+    if connection.vendor != "postgresql":
+        assert not any("storeHash" in d.header for d in digests)
+        assert not hasattr(source, "store_hash")
+        assert verify_store().store_hashed == 0
+        return
+    for digest in digests:
+        after, through = parse_exact(digest.header["after"]), parse_exact(digest.header["through"])
+        stored = source.store_hash(after, through)
+        assert digest.header["storeHash"] == {"kind": "postgresql-row-v1", "hash": stored.hash}
+        assert stored.count == digest.header["count"]
+    report = verify_store()
+    assert report.ok, report.to_dict()
+    assert report.entries == report.store_hashed == len(world.entries)
+    assert report.to_dict()["storeHashed"] == len(world.entries)
+    tenant = verify_store(tenant=world.tenants["acme"].ref_id)
+    assert tenant.ok and tenant.entries and tenant.store_hashed == 0
+
+
+def test_a_change_only_postgresql_s_text_sees_falls_back_and_verifies(db, key):
+    """A jsonb number stored as 1.00 instead of 1.0 is the same canonical
+    value (the entry is unchanged) but another row text: the block's store
+    hash differs, the block is checked entry by entry and verifies."""
+    from django.utils import timezone
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the store hash exists on PostgreSQL only")
+    start = timezone.now() - timedelta(hours=1)
+    ids = [
+        AuditLog.objects.create(
+            actor_type="human",
+            actor_id="u1",
+            actor_name="Ann",
+            action="updated",
+            resource_type="plan",
+            resource_id=str(i),
+            description=f"ratio {i}",
+            after={"ratio": 1.0, "n": i},
+            created_at=start + timedelta(seconds=i),
+        ).pk
+        for i in range(120)
+    ]
+    seal()
+    tamper_for()._run(
+        "audit_logs",
+        """UPDATE audit_logs SET after = '{"n": 7, "ratio": 1.00}'::jsonb WHERE id = %s""",
+        [ids[7]],
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT after::text FROM audit_logs WHERE id = %s", [ids[7]])
+        assert cursor.fetchone()[0] == '{"n": 7, "ratio": 1.00}'
+    report = verify_store()
+    assert report.ok, report.to_dict()
+    assert report.entries == 120
+    first_block = AuditDigest.objects.get(seq=1).count
+    assert report.store_hashed == 120 - first_block
+
+
+def test_the_sealer_signs_no_store_hash_for_a_range_that_holds_other_entries(world, key):
+    """The store hash is signed only when the block's range holds exactly the
+    block's entries (an entry could arrive between the read and the hash)."""
+    from dmobs.integrity.seal import Sealer
+    from dmobs.integrity.sources import source_for
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the store hash exists on PostgreSQL only")
+    sealer = Sealer(settle=0)
+    entries = list(source_for().hashed_between(None, None))
+    through = entries[-1][2]
+    assert sealer._store_hash(None, through, entries)["storeHash"]["hash"]
+    assert sealer._store_hash(None, through, entries[1:]) == {}
+    missing_one = [*entries[:-1], (entries[0][0], *entries[-1][1:])]
+    assert sealer._store_hash(None, through, missing_one) == {}

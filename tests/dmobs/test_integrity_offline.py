@@ -91,8 +91,16 @@ def rewrite(path: Path, change) -> None:
 
 
 def test_an_untouched_export_verifies_offline(files, world):
+    from django.db import connection
+
     code, out = run_offline(files["entries"], files["digests"], files["keys"])
     assert code == 0, out
+    # On PostgreSQL the entries digests carry a store hash, signed with the
+    # rest of the header: the offline verifier checks the signature over it
+    # and does not need it.
+    documents = [json.loads(line) for line in files["digests"].read_text().splitlines()]
+    with_store_hash = [d for d in documents if "storeHash" in d["header"]]
+    assert bool(with_store_hash) == (connection.vendor == "postgresql")
     assert "OK: verified through" in out and f"{len(world.entries)} entries" in out
     # The secrets were masked in the export, and their hashes stand in.
     records = [json.loads(line) for line in files["entries"].read_text().splitlines()]
