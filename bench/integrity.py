@@ -154,7 +154,10 @@ def main() -> None:
     verifying, report = measure(lambda: verify_store(workers=WORKERS), lambda r: r.entries)
     if not report.ok:
         raise SystemExit(f"verification failed: {report.summary()}")
-    run.say(f"verified {verifying.entries:,} in {verifying.wall:.1f} s; {cpu_note(verifying)}")
+    run.say(
+        f"verified {verifying.entries:,} in {verifying.wall:.1f} s "
+        f"({report.store_hashed:,} by their blocks' store hashes); {cpu_note(verifying)}"
+    )
     single, single_report = measure(lambda: verify_store(workers=1), lambda r: r.entries)
     assert single_report.ok and single.entries == verifying.entries
     run.say(f"verified on 1 connection in {single.wall:.1f} s; {cpu_note(single)}")

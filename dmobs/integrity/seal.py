@@ -39,12 +39,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 
 from dmobs.integrity import keys as keymod
 from dmobs.integrity.canonical import FORMAT as CANONICAL_FORMAT
@@ -280,24 +283,17 @@ class Sealer:
         new = self.source.hashed_between(watermark, horizon)
         after = watermark
         sealed_any = False
-        for block, through in self._cut(new, horizon):
-            last = self._block(
-                last,
-                KIND_ENTRIES,
-                now,
-                block,
-                after=format_exact(after) if after else None,
-                through=format_exact(through),
-                watermark=format_exact(through),
-                **self._store_hash(after, through, block),
-            )
-            result.digests.append(last)
-            result.entries += len(block)
-            sealed_any = True
-            after = through
-            self.progress(
-                f"digest {last.seq}: {len(block)} entries through {format_exact(through)}"
-            )
+        with self._store_hashes() as store_hash:
+            # Each block is written when the next one is cut: its store hash
+            # is computed meanwhile (by PostgreSQL, on another connection).
+            queued = None
+            for block, through in chain(self._cut(new, horizon), [(None, None)]):
+                if queued is not None:
+                    last = self._entries_block(last, now, result, *queued)
+                    sealed_any = True
+                if block is not None:
+                    queued = (block, after, through, store_hash(after, through, block))
+                    after = through
         if not sealed_any and self._heartbeat_due(last, now, horizon, watermark):
             last = self._block(
                 last,
@@ -312,6 +308,47 @@ class Sealer:
             result.digests.append(last)
         result.watermark = parse_exact(last.header.get("watermark")) if last else None
         return result
+
+    def _entries_block(self, last, now, result: SealResult, block, after, through, store_hash):
+        last = self._block(
+            last,
+            KIND_ENTRIES,
+            now,
+            block,
+            after=format_exact(after) if after else None,
+            through=format_exact(through),
+            watermark=format_exact(through),
+            **store_hash(),
+        )
+        result.digests.append(last)
+        result.entries += len(block)
+        self.progress(f"digest {last.seq}: {len(block)} entries through {format_exact(through)}")
+        return last
+
+    @contextmanager
+    def _store_hashes(self):
+        """``submit(after, through, block)`` -> a callable giving the block's
+        ``storeHash`` fields: computed on a helper thread's connection while
+        this one hashes the next block (outside a transaction; inside one, on
+        the spot: a transaction's view cannot be shared)."""
+        if not hasattr(self.source, "store_hash") or connections[self.alias].in_atomic_block:
+
+            def now_(after, through, block):
+                fields = self._store_hash(after, through, block)
+                return lambda: fields
+
+            yield now_
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-store-hash")
+        try:
+
+            def later(after, through, block):
+                return pool.submit(self._store_hash, after, through, block).result
+
+            yield later
+        finally:
+            pool.submit(connections.close_all)  # the helper thread's connection
+            pool.shutdown(wait=True)
 
     def _store_hash(self, after: datetime | None, through: datetime, block: list[Hashed]) -> dict:
         """``storeHash`` for an entries block's header, on PostgreSQL: what
