@@ -44,7 +44,7 @@ KIND_ROTATION = "rotation"  # names the old key; countersigned by it
 KINDS = (KIND_ENTRIES, KIND_LATE, KIND_ROTATION)
 # An entries header's optional ``storeHash`` (PostgreSQL): ``{"kind": STORE_HASH_KIND,
 # "hash": ...}``, what ``sources.PostgresSource.store_hash`` computes over its range.
-STORE_HASH_KIND = "postgresql-row-v1"
+STORE_HASH_KIND = "postgresql-line-v1"
 
 _header_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 

@@ -39,15 +39,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import chain
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connections
+from django.db import IntegrityError
 
 from dmobs.integrity import keys as keymod
 from dmobs.integrity.canonical import FORMAT as CANONICAL_FORMAT
@@ -64,7 +61,7 @@ from dmobs.integrity.digest import (
     parse_leaves,
 )
 from dmobs.integrity.models import AuditDigest
-from dmobs.integrity.sources import Hashed, ids_hash, source_for
+from dmobs.integrity.sources import Hashed, PostgresSource, source_for, store_hash_of
 
 
 class SealError(Exception):
@@ -280,20 +277,26 @@ class Sealer:
                         result.digests.append(last)
                         result.late += len(chunk)
 
-        new = self.source.hashed_between(watermark, horizon)
         after = watermark
         sealed_any = False
-        with self._store_hashes() as store_hash:
-            # Each block is written when the next one is cut: its store hash
-            # is computed meanwhile (by PostgreSQL, on another connection).
-            queued = None
-            for block, through in chain(self._cut(new, horizon), [(None, None)]):
-                if queued is not None:
-                    last = self._entries_block(last, now, result, *queued)
-                    sealed_any = True
-                if block is not None:
-                    queued = (block, after, through, store_hash(after, through, block))
-                    after = through
+        for block, through in self._cut(self._sealed_between(watermark, horizon), horizon):
+            last = self._block(
+                last,
+                KIND_ENTRIES,
+                now,
+                [entry for entry, _line_hash in block],
+                after=format_exact(after) if after else None,
+                through=format_exact(through),
+                watermark=format_exact(through),
+                **self._store_hash(block),
+            )
+            result.digests.append(last)
+            result.entries += len(block)
+            sealed_any = True
+            after = through
+            self.progress(
+                f"digest {last.seq}: {len(block)} entries through {format_exact(through)}"
+            )
         if not sealed_any and self._heartbeat_due(last, now, horizon, watermark):
             last = self._block(
                 last,
@@ -303,68 +306,29 @@ class Sealer:
                 after=format_exact(watermark) if watermark else None,
                 through=format_exact(horizon),
                 watermark=format_exact(horizon),
-                **self._store_hash(watermark, horizon, []),
+                **self._store_hash([]),
             )
             result.digests.append(last)
         result.watermark = parse_exact(last.header.get("watermark")) if last else None
         return result
 
-    def _entries_block(self, last, now, result: SealResult, block, after, through, store_hash):
-        last = self._block(
-            last,
-            KIND_ENTRIES,
-            now,
-            block,
-            after=format_exact(after) if after else None,
-            through=format_exact(through),
-            watermark=format_exact(through),
-            **store_hash(),
-        )
-        result.digests.append(last)
-        result.entries += len(block)
-        self.progress(f"digest {last.seq}: {len(block)} entries through {format_exact(through)}")
-        return last
+    def _sealed_between(self, after, through) -> Iterator[tuple[Hashed, bytes | None]]:
+        """The entries to seal, each with its line hash on PostgreSQL (see
+        ``_store_hash``), None elsewhere."""
+        sealed_between = getattr(self.source, "sealed_between", None)
+        if sealed_between is not None:
+            return sealed_between(after, through)
+        return ((entry, None) for entry in self.source.hashed_between(after, through))
 
-    @contextmanager
-    def _store_hashes(self):
-        """``submit(after, through, block)`` -> a callable giving the block's
-        ``storeHash`` fields: computed on a helper thread's connection while
-        this one hashes the next block (outside a transaction; inside one, on
-        the spot: a transaction's view cannot be shared)."""
-        if not hasattr(self.source, "store_hash") or connections[self.alias].in_atomic_block:
-
-            def now_(after, through, block):
-                fields = self._store_hash(after, through, block)
-                return lambda: fields
-
-            yield now_
-            return
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-store-hash")
-        try:
-
-            def later(after, through, block):
-                return pool.submit(self._store_hash, after, through, block).result
-
-            yield later
-        finally:
-            pool.submit(connections.close_all)  # the helper thread's connection
-            pool.shutdown(wait=True)
-
-    def _store_hash(self, after: datetime | None, through: datetime, block: list[Hashed]) -> dict:
-        """``storeHash`` for an entries block's header, on PostgreSQL: what
-        lets the verifier check an unchanged block in SQL alone (see
-        ``PostgresSource.store_hash``). Computed after the block is cut, over
-        the same range the verifier will use; left out (the verifier then
-        checks the block entry by entry) when the range no longer holds
-        exactly the block's entries, e.g. one arrived late meanwhile."""
-        store_hash = getattr(self.source, "store_hash", None)
-        if store_hash is None:
+    def _store_hash(self, block: list[tuple[Hashed, bytes | None]]) -> dict:
+        """``storeHash`` for an entries block's header, on PostgreSQL: from the
+        lines the block's entries were read as (``PostgresSource._line``), so
+        it is exactly the block's entries; the verifier computes the same from
+        the store's range in SQL alone while nothing changed."""
+        if not isinstance(self.source, PostgresSource):
             return {}
-        sealed = store_hash(after, through, with_ids=True)
-        if sealed.count != len(block) or sealed.ids_hash != ids_hash(e[0] for e in block):
-            self.progress(f"no store hash for the block through {format_exact(through)}")
-            return {}
-        return {"storeHash": {"kind": STORE_HASH_KIND, "hash": sealed.hash}}
+        line_hashes = [line_hash for _entry, line_hash in block]
+        return {"storeHash": {"kind": STORE_HASH_KIND, "hash": store_hash_of(line_hashes)}}
 
     def _heartbeat_due(self, last, now, horizon, watermark) -> bool:
         """An empty block moves the watermark (and "verified through") on when
@@ -376,13 +340,16 @@ class Sealer:
         sealed_at = parse_exact(last.header["sealedAt"])
         return (now - sealed_at).total_seconds() >= self.heartbeat
 
-    def _cut(self, entries: Iterator[Hashed], horizon: datetime):
-        """Blocks of about ``block_size`` entries with the createdAt each ends at;
-        the last block ends at ``horizon``."""
-        block: list[Hashed] = []
+    def _cut(self, entries: Iterator[tuple[Hashed, bytes | None]], horizon: datetime):
+        """Blocks of about ``block_size`` (entry, line hash) with the createdAt
+        each ends at; the last block ends at ``horizon``."""
+        block: list = []
         for entry in entries:
-            if len(block) >= self.block_size and truncate_ms(entry[2]) != truncate_ms(block[-1][2]):
-                yield block, end_of_ms(block[-1][2])
+            created = entry[0][2]
+            if len(block) >= self.block_size and truncate_ms(created) != truncate_ms(
+                block[-1][0][2]
+            ):
+                yield block, end_of_ms(block[-1][0][2])
                 block = []
             block.append(entry)
         if block:

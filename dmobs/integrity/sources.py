@@ -41,15 +41,14 @@ from dmobs.readahead import read_ahead
 Hashed = tuple[str, str, datetime, str]
 
 
+def store_hash_of(line_hashes: Iterable[bytes]) -> str:
+    """A block's store hash from its entries' line hashes, in seal order."""
+    return hashlib.sha256(b"".join(line_hashes)).hexdigest()
+
+
 class StoreHash(NamedTuple):
     hash: str
     count: int
-    ids_hash: str
-
-
-def ids_hash(ids: Iterable[str]) -> str:
-    """What ``store_hash`` gives as ``ids_hash`` for these ids."""
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
 
 
 CHUNK = 10_000
@@ -176,7 +175,13 @@ class PostgresSource(DjangoSource):
         createdAt (UTC); traceId and the canonical form's values before the
         states (id first) as one JSON array; the two states as jsonb text
         (empty for none: JSON text is never empty). No value holds a raw tab or
-        newline (JSON escapes control characters), so lines split safely."""
+        newline (JSON escapes control characters), so lines split safely.
+
+        A line is so an injective text of every stored column, in UTC and
+        whatever the session's settings: the store hash (``store_hash``,
+        ``sealed_between``) is made of it. Digests name it
+        ``STORE_HASH_KIND``: a change to this text needs a new kind (digests
+        of the old one would then be checked entry by entry)."""
         quote = connections[self.alias].ops.quote_name
         meta = AuditLog._meta
 
@@ -284,6 +289,12 @@ class PostgresSource(DjangoSource):
     def hashed_between(
         self, after: datetime | None, through: datetime | None, *, tenant: str | None = None
     ) -> Iterator[Hashed]:
+        for lines in self._read(after, through, tenant):
+            yield from self._hashed(lines)
+
+    def _read(
+        self, after: datetime | None, through: datetime | None, tenant: str | None
+    ) -> Iterator[list[str]]:
         chunks = self._chunks(after, through, tenant)
         if not connections[self.alias].in_atomic_block:
             # PostgreSQL prepares the next chunks while this thread hashes the
@@ -291,8 +302,7 @@ class PostgresSource(DjangoSource):
             # one). Several: the sealer stops at each block to write its digest
             # (~1 MB of lists, committed: ~50 ms), and the database should not.
             chunks = read_ahead(chunks, name="integrity-read-ahead", ahead=3)
-        for lines in chunks:
-            yield from self._hashed(lines)
+        return chunks
 
     def leaf_ranges(
         self, ranges: list[tuple[datetime | None, datetime]], *, tenant: str | None = None
@@ -321,43 +331,33 @@ class PostgresSource(DjangoSource):
                 group.append(f"{eid} {entry_hash}\n")
             yield "".join("".join(groups[t]) for t in sorted(groups)), len(lines)
 
-    def store_hash(
-        self, after: datetime | None, through: datetime, *, with_ids: bool = False
-    ) -> StoreHash:
+    def store_hash(self, after: datetime | None, through: datetime) -> StoreHash:
         """The store hash of every entry with ``after < createdAt <= through``
-        (all tenants), as PostgreSQL alone computes it: the SHA-256 of the
-        SHA-256s, in (createdAt, id) order, of each row's composite text
-        (``ROW(<every column>)::text``, PostgreSQL's injective record output:
-        NULL is an empty field, ``''`` a quoted one, quotes and backslashes
-        doubled) in UTF-8. ``createdAt`` is there as its exact epoch (a numeric
-        with the microseconds), which neither TimeZone nor DateStyle changes.
-        Per row only PostgreSQL's C code runs; no row comes to Python (one
-        hash per row and not one over the joined text: no 5 MB string).
-
-        Also the number of rows and (``with_ids``, else ``""``) the SHA-256 of
-        their sorted ids (``ids_hash``): the sealer checks that these are the
-        entries it sealed before it signs the store hash with them."""
-        quote = connections[self.alias].ops.quote_name
-        meta = AuditLog._meta
-        columns = [quote(meta.get_field(name).column) for name in _VALUES]
-        created, eid = columns[-1], columns[0]
-        row = f"ROW({', '.join(columns[:-1])}, extract(epoch FROM {created}))::text"
+        (all tenants) and their number, as PostgreSQL alone computes it (no
+        entry comes to Python): the SHA-256 of each entry's line (``_line``), joined in
+        (createdAt, id) order, hashed (``store_hash_of``). What the sealer
+        computed from the same lines, when nothing changed."""
         where, params = self._range_sql(after, through, None)
-        rows = (
-            f"encode(sha256(coalesce(string_agg(sha256(convert_to({row}, 'UTF8')), '' "
-            f"ORDER BY {created}, {eid}), '')), 'hex')"
-        )
-        ids = (
-            f"encode(sha256(convert_to(coalesce(string_agg({eid}::text, E'\\n' "
-            f"ORDER BY {eid} COLLATE \"C\"), ''), 'UTF8')), 'hex')"
-        )
         with connections[self.alias].cursor() as cursor:
             cursor.execute(
-                f"SELECT {rows}, count(*), {ids if with_ids else repr('')} "
-                f"FROM {quote(meta.db_table)} WHERE {where}",
+                "SELECT encode(sha256(coalesce(string_agg("
+                f"sha256(convert_to({self._line()}, 'UTF8')), '' "
+                "ORDER BY e.\"createdAt\", e.id), '')), 'hex'), count(*) "
+                f"FROM {self._rows(where)}",
                 params,
             )
             return StoreHash(*cursor.fetchone())
+
+    def sealed_between(
+        self, after: datetime | None, through: datetime | None
+    ) -> Iterator[tuple[Hashed, bytes]]:
+        """``hashed_between`` for the sealer (all tenants), each entry with
+        the SHA-256 of its line: a block's ``store_hash_of`` these is what
+        ``store_hash`` gives for its range while the block is unchanged."""
+        sha = hashlib.sha256
+        for lines in self._read(after, through, None):
+            for line, hashed in zip(lines, self._hashed(lines), strict=True):
+                yield hashed, sha(line.encode()).digest()
 
     def hashed_by_ids(self, ids: Iterable[str], *, tenant: str | None = None) -> Iterator[Hashed]:
         ids = list(ids)

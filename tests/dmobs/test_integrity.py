@@ -522,8 +522,8 @@ def test_verification_outside_a_transaction_reads_ahead_and_in_worker_processes(
     found = {(f.kind, f.entry_id) for f in report.problems()}
     assert found == {(CHANGED, changed), (DELETED, deleted)}
     assert report.entries == len(world.entries) - 1
-    # The sealer computed the store hashes on its helper thread's connection;
-    # the blocks left untouched verify by them, blocks 2 and 5 entry by entry.
+    # The blocks left untouched verify by their store hashes, blocks 2 and 5
+    # entry by entry.
     blocks = {d.seq: d.count for d in AuditDigest.objects.all() if d.kind == "entries"}
     assert report.store_hashed == len(world.entries) - blocks[2] - blocks[5]
     ok, out = verify_cli(f"--workers={workers}")
@@ -617,7 +617,7 @@ def test_hostile_rows_hash_alike_on_every_path(db):
 
     from dmobs.integrity.canonical import record_hash
     from dmobs.integrity.service import entry_records
-    from dmobs.integrity.sources import DjangoSource, PostgresSource
+    from dmobs.integrity.sources import DjangoSource, PostgresSource, store_hash_of
 
     start = timezone.now().replace(microsecond=0) - timedelta(days=1)
     ids = _hostile_rows(start)
@@ -645,6 +645,10 @@ def test_hostile_rows_hash_alike_on_every_path(db):
     ]
     platform = list(source.leaf_ranges([(lo, hi)], tenant=""))
     assert platform == [(groups[""], sum(1 for h in ranged if h[1] == ""))]
+    # The sealer's store hash (from the lines it read) is PostgreSQL's (in SQL).
+    sealed = list(source.sealed_between(lo, hi))
+    assert [entry for entry, _line_hash in sealed] == ranged
+    assert source.store_hash(lo, hi) == (store_hash_of(h for _e, h in sealed), len(ids))
 
 
 def test_a_digest_whose_entry_lists_were_changed_is_altered(world, key):
@@ -717,7 +721,7 @@ def test_an_untouched_log_verifies_by_store_hashes_on_postgresql(world, key):
     for digest in digests:
         after, through = parse_exact(digest.header["after"]), parse_exact(digest.header["through"])
         stored = source.store_hash(after, through)
-        assert digest.header["storeHash"] == {"kind": "postgresql-row-v1", "hash": stored.hash}
+        assert digest.header["storeHash"] == {"kind": "postgresql-line-v1", "hash": stored.hash}
         assert stored.count == digest.header["count"]
     report = verify_store()
     assert report.ok, report.to_dict()
@@ -764,20 +768,3 @@ def test_a_change_only_postgresql_s_text_sees_falls_back_and_verifies(db, key):
     assert report.entries == 120
     first_block = AuditDigest.objects.get(seq=1).count
     assert report.store_hashed == 120 - first_block
-
-
-def test_the_sealer_signs_no_store_hash_for_a_range_that_holds_other_entries(world, key):
-    """The store hash is signed only when the block's range holds exactly the
-    block's entries (an entry could arrive between the read and the hash)."""
-    from dmobs.integrity.seal import Sealer
-    from dmobs.integrity.sources import source_for
-
-    if connection.vendor != "postgresql":
-        pytest.skip("the store hash exists on PostgreSQL only")
-    sealer = Sealer(settle=0)
-    entries = list(source_for().hashed_between(None, None))
-    through = entries[-1][2]
-    assert sealer._store_hash(None, through, entries)["storeHash"]["hash"]
-    assert sealer._store_hash(None, through, entries[1:]) == {}
-    missing_one = [*entries[:-1], (entries[0][0], *entries[-1][1:])]
-    assert sealer._store_hash(None, through, missing_one) == {}
