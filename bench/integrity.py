@@ -196,9 +196,10 @@ def main() -> None:
             "",
             "Our CPU: the sealing/verifying process, all its threads (getrusage). "
             "PostgreSQL's: its backends connected to the bench database (/proc, sampled "
-            "every 0.2 s). PostgreSQL writes the canonical text around the states; we look "
-            "the state hashes up, run one SHA-256 per entry and compare a block's lines with "
-            "its digest's. Peak RSS: the "
+            "every 0.2 s). Sealing: PostgreSQL writes the canonical text around the states; "
+            "we look the state hashes up, run one SHA-256 per entry and one per line (the "
+            "block's store hash). Verifying: PostgreSQL computes each block's store hash; a "
+            "block whose hash differs is checked entry by entry. Peak RSS: the "
             "process's high-water mark after the step (the verifier reads one block's "
             "digest lines at a time).",
         ]
