@@ -315,9 +315,8 @@ class Sealer:
     def _sealed_between(self, after, through) -> Iterator[tuple[Hashed, bytes | None]]:
         """The entries to seal, each with its line hash on PostgreSQL (see
         ``_store_hash``), None elsewhere."""
-        sealed_between = getattr(self.source, "sealed_between", None)
-        if sealed_between is not None:
-            return sealed_between(after, through)
+        if isinstance(self.source, PostgresSource):
+            return self.source.sealed_between(after, through)
         return ((entry, None) for entry in self.source.hashed_between(after, through))
 
     def _store_hash(self, block: list[tuple[Hashed, bytes | None]]) -> dict:
