@@ -202,7 +202,14 @@ class Sealer:
                 f"digest {header['seq']} was written by someone else meanwhile "
                 "(another sealer running?); this run stops, the next one continues"
             ) from exc
-        return Digest(header, signature, groups, rotation_signature)
+        # Without its groups (read back when asked): a first seal of a long log
+        # writes a thousand digests and its result must not hold every entry's line.
+        return Digest(
+            header,
+            signature,
+            rotation_signature=rotation_signature,
+            groups_loader=_groups_loader(self.alias, row.pk),
+        )
 
     def _header(self, last: Digest | None, kind: str, now: datetime, **fields: Any) -> dict:
         header = {
