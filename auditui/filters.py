@@ -22,7 +22,7 @@ object here (and its control template, if it has one).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -73,9 +73,14 @@ DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def text_value(query: Mapping[str, Any], key: str, *, max_length: int) -> str:
+def text_value(query: QueryDict, key: str, *, max_length: int) -> str:
     """``key``'s value, stripped; too long or with control characters is a 400."""
-    value = query.get(key, "").strip()
+    return checked_text(query.get(key, ""), key, max_length=max_length)
+
+
+def checked_text(value: str, key: str, *, max_length: int) -> str:
+    """``value`` of the parameter ``key``, stripped and checked as ``text_value`` says."""
+    value = value.strip()
     if len(value) > max_length:
         raise InvalidParams(f"The {key!r} filter is longer than {max_length} characters.")
     if CONTROL_RE.search(value):
@@ -211,7 +216,7 @@ class Filter:
 
     def check_excluded(self, raw: str) -> str:
         """One excluded value, checked as the filter's own value would be."""
-        return self.check(text_value({self.key: raw}, self.key, max_length=self.max_length))
+        return self.check(checked_text(raw, self.key, max_length=self.max_length))
 
     def explicit(self, params: Any) -> dict[str, str | list[str]]:
         value = getattr(params, self.attr)

@@ -119,20 +119,23 @@ class Params:
         ]
 
     def query_string(self, **extra: str) -> str:
-        values = {**self.filters(), **extra}
-        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
+        return _encoded({**self.filters(), **extra})
 
     def without(self, *keys: str, **extra: str) -> str:
         """The query string without ``keys`` (and with ``extra``): a chip's remove link."""
         values = {k: v for k, v in self.filters().items() if k not in keys}
-        values.update(extra)
-        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
+        return _encoded({**values, **extra})
 
     def without_value(self, key: str, value: str) -> str:
         """The query string with one value of a repeatable key (an exclusion) dropped."""
         values = self.filters()
         values[key] = [v for v in values.get(key, []) if v != value]
-        return urlencode({k: v for k, v in values.items() if v}, doseq=True)
+        return _encoded(values)
+
+
+def _encoded(values: dict[str, str | list[str]]) -> str:
+    """A query string of the set values; a list is the key repeated."""
+    return urlencode({k: v for k, v in values.items() if v}, doseq=True)
 
 
 def parse_params(query: QueryDict) -> Params:
