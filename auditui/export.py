@@ -32,14 +32,12 @@ PostgreSQL or by Python, its bytes are the same (tests/auditui/test_export_chunk
 
 from __future__ import annotations
 
-import array
 import csv
 import functools
 import io
 import itertools
 import json
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +55,13 @@ from auditui.paging import Cursor, after_cursor, tenant_branches
 from dmobs import foreground, readahead
 from dmobs.records import FIELDS as RECORD_FIELDS
 from dmobs.records import STORED_NAMES
-from dmobs.vocabulary import CSV_TRIGGERS, SECRET_KEY_PARTS, TOKEN_COUNT_SUFFIX
+from dmobs.vocabulary import (
+    CSV_TRIGGERS,
+    MASK,
+    SECRET_KEY_PARTS,
+    TOKEN_COUNT_SUFFIX,
+    is_masked,
+)
 
 CHUNK_ROWS = 5000
 # Bytes that are not [a-z0-9], deleted by bytes.translate (for plain ASCII the same
@@ -108,9 +112,27 @@ def _json_cell(text: str | None) -> str:
     if text in _JSON_LITERALS:
         return _JSON_LITERALS[text]
     if _may_hold_secret(text):
-        # auditui.stored: any depth (json.loads/mask_secrets recurse).
-        text = stored.dumps(stored.masked(stored.loads(text)), separators=stored.SPACED)
+        text = _masked_text(text)
     return "'" + text if text.startswith(CSV_TRIGGERS) else text
+
+
+def _masked_text(text: str) -> str:
+    """The JSON text with the values of secret keys masked (``dmobs.vocabulary``):
+    masked as ``json.loads`` builds each object, written back by ``json.dumps``,
+    both in C. What they cannot take (too deep, not JSON) goes through
+    ``auditui.stored``, which handles any depth, to the same text."""
+    try:
+        value = json.loads(text, object_hook=_mask_object)
+        return json.dumps(value, ensure_ascii=False, separators=stored.SPACED, allow_nan=False)
+    except (RecursionError, ValueError):
+        return stored.dumps(stored.masked(stored.loads(text)), separators=stored.SPACED)
+
+
+def _mask_object(value: dict) -> dict:
+    for key, child in value.items():
+        if is_masked(key, child):
+            value[key] = MASK  # a value replaced, no key added: the walk goes on
+    return value
 
 
 def _line(row: tuple) -> str:
@@ -129,54 +151,74 @@ def _line(row: tuple) -> str:
 #
 # The chunk's SQL (one index walk, or per-tenant walks merged) selects the text
 # fields in STORED_NAMES order and then the stored time; the query below names
-# them c0 .. c14 and writes each row's record exactly as ``_line`` would for
-# texts that need no masking: formula guard, doubled quotes, every cell quoted,
-# CRLF. PostgreSQL then joins the chunk (string_agg), so the driver hands over a
-# few values per chunk instead of five Python objects per row: the records as one
-# text, the before and after texts that are JSON objects or arrays ('' otherwise:
-# only those can hold a key) as two texts of one segment per row, each record's
-# length in bytes (to find a flagged row's record), the row count and the last
-# row's position.
+# them c0 .. c14 and writes each row's record as ``_line`` would for texts that
+# need no masking (formula guard, JSON strings decoded, true/false/null as Python
+# shows them, CRLF), except for the quotes: a cell's own are not doubled, and
+# the ones around each cell are a quote mark (``_QUOTE_MARK``, a control
+# character). PostgreSQL then joins the chunk (string_agg), so the driver hands
+# over a few values per chunk instead of five Python objects per row: the
+# records as one text, the before and after texts that are JSON objects or
+# arrays ('' otherwise: only those can hold a key) as two texts of one segment
+# per row, the row count and the last row's position. Python doubles the quotes
+# and turns the marks into quotes for the whole chunk at once (``_as_csv``, one
+# ``replace`` and one ``translate``, at memory speed); ``replace`` per cell in SQL
+# was a third of PostgreSQL's time.
+#
+# A cell may hold the quote mark itself (any text column; a decoded JSON
+# string): then the chunk has more marks than its cells account for, and it is
+# written by the all-Python ``_line`` instead (``_python_chunk``).
 
 _CREATED = len(_TEXT_FIELDS)  # c14: the stored createdAt (timestamptz), the position
 _CREATED_TEXT = _TEXT_FIELDS.index("x_created")  # c13: createdAt as to_char wrote it
 _TRIGGER_CODES = ", ".join(str(ord(ch)) for ch in CSV_TRIGGERS)
 _OBJECT_OR_ARRAY = f"{ord('{')}, {ord('[')}"
 _QUOTE = ord('"')
-# Between the rows' texts in the aggregated before/after: jsonb writes control
-# characters as \u escapes, so the unit separator never occurs in a text.
-_SEP = b"\x1f"
+# The punctuation of the records as PostgreSQL writes them: every quote around
+# a cell is the unit separator, which ``_as_csv`` turns into the quote. A cell's
+# own quotes are not doubled yet.
+_QUOTE_MARK = b"\x1f"
+_CELL_SEP = b"\x1f,\x1f"
+_RECORD_END = b"\x1f\r\n"
+# Between the before (or after) texts of a chunk's rows for the secret check:
+# the quote mark, which no cell of a chunk taken as it is holds.
+_SEP = _QUOTE_MARK
+_OBJECT = ord("o")  # in a chunk's kinds: this before/after is a JSON object or array
+_QUOTES = bytes(range(256)).replace(_QUOTE_MARK, b'"')
 
 
-def _sql_cell(value: str) -> str:
-    """SQL of the inside of one quoted CSV cell of ``value`` (NULL stays NULL:
-    ``concat`` writes it as nothing, the empty cell ``_line`` writes for None)."""
-    guard = f"ascii({value}) IN ({_TRIGGER_CODES})"
-    return f"""replace(CASE WHEN {guard} THEN '''' || {value} ELSE {value} END, '"', '""')"""
+def _sql_guarded(value: str) -> str:
+    """SQL of ``value`` with the formula guard: a leading ' where a spreadsheet
+    would read a formula (NULL stays NULL: ``concat`` writes it as nothing, the
+    empty cell ``_line`` writes for None)."""
+    return f"CASE WHEN ascii({value}) IN ({_TRIGGER_CODES}) THEN '''' || {value} ELSE {value} END"
 
 
 def _sql_json_cell(text: str) -> str:
-    """SQL of the inside of ``_json_cell``'s cell for a JSON text that needs no
-    masking: a JSON string decoded, true/false/null as Python shows them,
-    anything else as is. Each kind is guarded and quoted only as far as it may
-    need: an object or array starts with { or [ (never a formula), a number or a
-    literal holds no quote (NULL: an empty cell)."""
+    """SQL of ``_json_cell``'s cell for a JSON text that needs no masking: a JSON
+    string decoded, true/false/null as Python shows them, anything else as is.
+    Each kind is guarded only as far as it may need: an object or array starts
+    with { or [ (never a formula)."""
     literals = " ".join(
         f"WHEN {text} = '{literal}' THEN '{shown}'" for literal, shown in _JSON_LITERALS.items()
     )
-    string = _sql_cell(f"({text}::jsonb #>> '{{}}')")
-    number = f"CASE WHEN ascii({text}) IN ({_TRIGGER_CODES}) THEN '''' || {text} ELSE {text} END"
+    string = _sql_guarded(f"({text}::jsonb #>> '{{}}')")
     return (
-        f"CASE WHEN ascii({text}) IN ({_OBJECT_OR_ARRAY}) THEN replace({text}, '\"', '\"\"') "
-        f"WHEN ascii({text}) = {_QUOTE} THEN {string} {literals} ELSE {number} END"
+        f"CASE WHEN ascii({text}) IN ({_OBJECT_OR_ARRAY}) THEN {text} "
+        f"WHEN ascii({text}) = {_QUOTE} THEN {string} {literals} ELSE {_sql_guarded(text)} END"
     )
 
 
-def _line_sql(chunk_sql: str) -> str:
-    """The chunk as one row (``Chunk``): records, before texts, after texts,
-    record lengths, row count, and the last row's createdAt and id.
+def _sql_bytes(value: bytes) -> str:
+    return "E'" + "".join(f"\\x{byte:02x}" for byte in value) + "'"
 
-    A record is one ``concat`` of its cells and separators: a chain of ``||``
+
+@functools.lru_cache(maxsize=32)
+def _line_sql(chunk_sql: str) -> str:
+    """The chunk as one row (``Chunk``): the records, the kinds of their before
+    and after (two bytes a row, ``_OBJECT`` for an object or array: only those
+    can hold a key), the row count, and the last row's createdAt and id.
+
+    A record is one ``concat`` of its cells and punctuation: a chain of ``||``
     copied the growing record at every step. The aggregates read the rows in the
     order of the subquery (a plain aggregate over an ordered subquery does; an
     ORDER BY inside each aggregate would sort the chunk once per aggregate), and
@@ -191,21 +233,20 @@ def _line_sql(chunk_sql: str) -> str:
         elif index == _CREATED_TEXT:
             cells.append(column)  # to_char's digits, '-', ':', '.', T and Z (BC years too)
         else:
-            cells.append(_sql_cell(column))
-    record = "concat('\"', " + """, '","', """.join(cells) + ", E'\"\\r\\n')"
-    before, after = (
-        f"CASE WHEN ascii(c{i}) IN ({_OBJECT_OR_ARRAY}) THEN c{i} ELSE '' END"
-        for i in (BEFORE, AFTER)
-    )
+            cells.append(_sql_guarded(column))
+    between = f", {_sql_bytes(_CELL_SEP)}, "
+    record = f"concat({_sql_bytes(_QUOTE_MARK)}, {between.join(cells)}, {_sql_bytes(_RECORD_END)})"
+    kinds = "concat(" + ", ".join(_sql_kind(f"c{i}") for i in (BEFORE, AFTER)) + ")"
     names = ", ".join(f"c{i}" for i in range(_CREATED + 1))
-    sep = "E'\\x1f'"
     return (
-        f"SELECT string_agg(r, ''), string_agg(b, {sep}), string_agg(a, {sep}), "
-        "string_agg(int4send(octet_length(r)), ''::bytea), count(*), "
-        "min(t), (array_agg(i))[count(*)] "
-        f"FROM (SELECT {record} AS r, {before} AS b, {after} AS a, c{_CREATED} AS t, c0::text AS i "
+        "SELECT string_agg(r, ''), string_agg(k, ''), count(*), min(t), (array_agg(i))[count(*)] "
+        f"FROM (SELECT {record} AS r, {kinds} AS k, c{_CREATED} AS t, c0::text AS i "
         f"FROM ({chunk_sql}) AS c({names}) ORDER BY c{_CREATED} DESC, c0 DESC) AS chunk"
     )
+
+
+def _sql_kind(text: str) -> str:
+    return f"CASE WHEN ascii({text}) IN ({_OBJECT_OR_ARRAY}) THEN 'o' ELSE '-' END"
 
 
 # The skeleton of a chunk's texts at once: the translation keeps the separator,
@@ -256,49 +297,52 @@ def _rows_of(texts: bytes, positions: list[int]) -> list[int]:
     return rows
 
 
-def _masked_line(record: bytes, before: bytes, after: bytes) -> bytes:
-    """The row's record with its JSON cells made by ``_json_cell`` (masked by
-    ``dmobs.vocabulary``) and the other cells as PostgreSQL wrote them: the bytes
-    ``_line`` gives for the stored row. ``before``/``after`` are the texts of an
-    object or array, b'' for other values (whose cells PostgreSQL wrote)."""
-    cells = next(csv.reader([record.decode()]))
-    for index, text in ((BEFORE, before), (AFTER, after)):
-        if text:
-            cells[index] = _json_cell(text.decode())
-    return ('"' + '","'.join([cell.replace('"', '""') for cell in cells]) + '"\r\n').encode()
+def _as_csv(records: bytes) -> bytes:
+    """The chunk's records as CSV: each cell's quotes doubled, then the quote
+    marks around the cells made quotes (the bytes ``_line`` writes)."""
+    return records.replace(b'"', b'""').translate(_QUOTES)
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One chunk as PostgreSQL sends it (``_line_sql``)."""
+    """One chunk as PostgreSQL sends it (``_line_sql``), or as Python wrote it."""
 
-    records: bytes
-    befores: bytes  # one segment per row, joined by _SEP
-    afters: bytes
-    lengths: bytes  # each record's length in bytes, 4 bytes big-endian
+    records: bytes  # cells between quote marks, their own quotes not yet doubled
+    kinds: bytes  # two bytes a row: _OBJECT where before/after is an object or array
     rows: int
+    written: bytes | None = None  # the CSV already (``_python_chunk``)
+
+
+# The records split at their quote marks: b"", then per row each cell, the comma
+# after it (CRLF after the last): cell ``i`` of row ``r`` is at 1 + _STRIDE * r + 2 * i.
+_STRIDE = 2 * len(_TEXT_FIELDS)
 
 
 def _chunk_bytes(chunk: Chunk) -> bytes:
-    """One chunk's CSV: PostgreSQL's records, the flagged ones rebuilt in place."""
-    flagged = sorted(set(_texts_to_mask(chunk.befores)).union(_texts_to_mask(chunk.afters)))
-    if not flagged:
-        return chunk.records
-    lengths = array.array("I", chunk.lengths)
-    if sys.byteorder == "little":
-        lengths.byteswap()
-    starts = list(itertools.accumulate(lengths, initial=0))
-    befores, afters = chunk.befores.split(_SEP), chunk.afters.split(_SEP)
-    records = memoryview(chunk.records)
-    parts: list[bytes | memoryview] = []
-    done = 0
-    for row in flagged:
-        start, end = starts[row], starts[row + 1]
-        parts.append(records[done:start])
-        parts.append(_masked_line(records[start:end].tobytes(), befores[row], afters[row]))
-        done = end
-    parts.append(records[done:])
-    return b"".join(parts)
+    """One chunk's CSV: PostgreSQL's records, the flagged JSON cells masked in
+    place by ``_json_cell`` (``dmobs.vocabulary``), then quoted."""
+    if chunk.written is not None:
+        return chunk.written
+    records = chunk.records
+    pieces = records.split(_QUOTE_MARK)
+    changed = False
+    for side, index in enumerate((BEFORE, AFTER)):
+        texts = pieces[1 + 2 * index :: _STRIDE]
+        for row in _texts_to_mask(_SEP.join(texts)):
+            if chunk.kinds[2 * row + side] == _OBJECT:
+                # An object's masked text: JSON escapes every control character,
+                # so no quote mark can come back in it.
+                pieces[1 + _STRIDE * row + 2 * index] = _json_cell(texts[row].decode()).encode()
+                changed = True
+    if changed:
+        records = _QUOTE_MARK.join(pieces)
+    return _as_csv(records)
+
+
+def _well_separated(records: bytes, rows: int) -> bool:
+    """Whether the chunk's quote marks are exactly its cells' own: a cell that
+    holds one adds to the count."""
+    return records.count(_QUOTE_MARK) == rows * 2 * len(_TEXT_FIELDS)
 
 
 def csv_chunks(
@@ -391,15 +435,18 @@ def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
             )
             sql, template = rest
             params = [_position_value(p, cursor) for p in template]
-        records, befores, afters, lengths, rows, last_time, last_id = _fetch_chunk(
-            qs.db, sql, params
-        )
+        records, kinds, rows, last_time, last_id = _fetch_chunk(qs.db, _line_sql(sql), params)
+        if rows and not _well_separated(records, rows):
+            written, rows, last_time, last_id = _python_chunk(qs.db, sql, params)
+            chunk = Chunk(b"", b"", rows, written)
+        else:
+            chunk = Chunk(records, kinds, rows)
         if not rows:
             return
-        yield Chunk(records, befores, afters, lengths, rows)
+        yield chunk
         if rows < chunk_rows:
             return
-        cursor = Cursor(created_at=last_time, id=last_id.decode())
+        cursor = Cursor(created_at=last_time, id=_text(last_id))
 
 
 def _position_value(param: object, cursor: Cursor) -> object:
@@ -445,8 +492,9 @@ def _share_of_table(qs: QuerySet) -> float:
 
 
 def _chunk_sql(page: QuerySet, size: int, refs: list[str | None] | None) -> tuple[str, list]:
-    """SQL and parameters of the first ``size`` rows of ``page`` as ``_line_sql``
-    selects them: one index walk, or one per tenant of ``refs`` merged (``merged_sql``)."""
+    """SQL and parameters of the first ``size`` rows of ``page`` (the text fields
+    in STORED_NAMES order, then the stored time): one index walk, or one per
+    tenant of ``refs`` merged (``merged_sql``). ``_line_sql`` writes their records."""
     # The last value, the stored time, is the keyset position (and the merge's key).
     values = page.values_list(*_TEXT_FIELDS, "created_at")
     if refs is not None and len(refs) > 1:
@@ -455,7 +503,23 @@ def _chunk_sql(page: QuerySet, size: int, refs: list[str | None] | None) -> tupl
         if refs:
             values = values.filter(tenant_id=refs[0])
         sql, params = values[:size].query.get_compiler(values.db).as_sql()
-    return _line_sql(sql), list(params)
+    return sql, list(params)
+
+
+def _python_chunk(db: str, sql: str, params: list) -> tuple[bytes, int, datetime, str]:
+    """The rows of the chunk's own SQL written by ``_line``, for a chunk whose cells
+    hold a separator: its CSV, row count, and last row's createdAt and id."""
+    with connections[db].cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return b"", 0, _AT_TIME, ""
+    written = "".join([_line(row[:-1]) for row in rows]).encode()
+    return written, len(rows), rows[-1][-1], rows[-1][0]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _BytesLoader(Loader):

@@ -219,6 +219,7 @@ HOSTILE_TEXTS = [
     "unit\x1fsep\x1erecord\x01\x7f",
     "\x1f",
 ]
+_SEPARATORS = {"\x1e", "\x1f"}
 # before/after values: JSON objects and arrays (some with secrets, some escaped or
 # in other scripts), strings, numbers, booleans, JSON null (JSON_NULL) and NULL.
 JSON_NULL = object()
@@ -254,26 +255,31 @@ HOSTILE_STATES = [
 ]
 
 
-def _hostile_entries(count: int) -> list[AuditLog]:
+def _hostile_entries(count: int, *, separators: bool = True) -> list[AuditLog]:
+    """Entries with hostile values in every column; without ``separators``, no
+    text holds the control characters that separate PostgreSQL's cells and
+    records (``export._CELL_END``, ``export._RECORD_END``): every chunk is then
+    written by PostgreSQL."""
     from django.db.models import JSONField, Value
 
+    texts = HOSTILE_TEXTS if separators else [t for t in HOSTILE_TEXTS if not _SEPARATORS & set(t)]
     rng = random.Random(2012)
     now = datetime.now(UTC)
     rows = []
     for i in range(count):
         entry = make_entry(
             tenant=None,
-            actor=("human", f"actor-{i % 5}", rng.choice(HOSTILE_TEXTS)),
+            actor=("human", f"actor-{i % 5}", rng.choice(texts)),
             created_at=now - timedelta(seconds=i // 3),  # ties on the time: id decides
             rng=rng,
         )
-        entry.tenant_id = rng.choice([None, "t-1", *HOSTILE_TEXTS[:4]])
-        entry.actor_id = rng.choice(["u-1", *HOSTILE_TEXTS])
-        entry.action = rng.choice(["updated", *HOSTILE_TEXTS[-4:]])
+        entry.tenant_id = rng.choice([None, "t-1", *texts[:4]])
+        entry.actor_id = rng.choice(["u-1", *texts])
+        entry.action = rng.choice(["updated", *texts[-4:]])
         entry.resource_type = rng.choice(["skill", "=cmd|' /C calc'!A0"])
         entry.resource_id = rng.choice(["sk_1", "@SUM(1)", "-1"])
-        entry.resource_name = rng.choice([None, *HOSTILE_TEXTS])
-        entry.description = rng.choice(HOSTILE_TEXTS)
+        entry.resource_name = rng.choice([None, *texts])
+        entry.description = rng.choice(texts)
         entry.trace_id = rng.choice([None, f"{i:032x}", "+trace"])
         for field in ("before", "after"):
             value = HOSTILE_STATES[(i * (3 if field == "before" else 7)) % len(HOSTILE_STATES)]
@@ -298,14 +304,26 @@ def _all_python(qs) -> str:
 
 
 @pytest.mark.parametrize("chunk_rows", [3, 1000])
-def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_rows):
+def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_rows, monkeypatch):
     """Quotes, commas, line breaks, formula prefixes in every column, other
     scripts, NULLs, JSON strings/numbers/literals/null, secrets in before/after
     (escaped and confusable keys included): byte for byte the all-Python records,
     cell for cell the generic export, masked where the generic export masks."""
     entries = _hostile_entries(len(HOSTILE_STATES) * 2)
     qs = AuditLog.objects.all()
+    in_python = []
+    real = export._python_chunk
+
+    def spy(*args):
+        written = real(*args)
+        in_python.append(written[1])
+        return written
+
+    monkeypatch.setattr(export, "_python_chunk", spy)
     chunks = [c.decode() for c in export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=False)]
+    # A cell that holds a separator sends its chunk to Python; with small chunks
+    # PostgreSQL writes the others.
+    assert 0 < sum(in_python) < len(entries) if chunk_rows == 3 else in_python == [len(entries)]
     assert chunks[0] == ",".join(export.STORED_NAMES) + "\r\n"
     assert "".join(chunks[1:]) == _all_python(qs)
     ours, theirs = parse("".join(chunks)), generic_rows()
@@ -320,10 +338,9 @@ def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_row
 
 
 def test_only_rows_that_may_hold_a_secret_are_formatted_in_python(monkeypatch):
-    """PostgreSQL writes every record; Python formats the JSON cells only of the
-    rows whose before/after text the quick check flags (a secret name, an
-    escape, another script), and puts each such record back in its place."""
-    _hostile_entries(len(HOSTILE_STATES))
+    """PostgreSQL writes every record; Python formats only the before/after cells
+    the quick check flags (a secret name, an escape, another script), in place."""
+    _hostile_entries(len(HOSTILE_STATES), separators=False)
     formatted = []
     real = export._json_cell
 
@@ -342,9 +359,9 @@ def test_only_rows_that_may_hold_a_secret_are_formatted_in_python(monkeypatch):
         )
         states = cursor.fetchall()
     objects = [[t for t in row if t and t[0] in "{["] for row in states]
-    flagged = [texts for texts in objects if any(export._may_hold_secret(t) for t in texts)]
+    flagged = [t for texts in objects for t in texts if export._may_hold_secret(t)]
     assert 0 < len(flagged) < len(states)
-    assert formatted == [t for texts in flagged for t in texts]
+    assert sorted(formatted) == sorted(flagged)
 
 
 def test_a_many_tenant_scope_reads_one_walk_or_merges_with_the_same_bytes(monkeypatch):
