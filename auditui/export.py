@@ -173,17 +173,19 @@ _CREATED_TEXT = _TEXT_FIELDS.index("x_created")  # c13: createdAt as to_char wro
 _TRIGGER_CODES = ", ".join(str(ord(ch)) for ch in CSV_TRIGGERS)
 _OBJECT_OR_ARRAY = f"{ord('{')}, {ord('[')}"
 _QUOTE = ord('"')
-# The punctuation of the records as PostgreSQL writes them: every quote around
-# a cell is the unit separator, which ``_as_csv`` turns into the quote. A cell's
-# own quotes are not doubled yet.
+# The punctuation of the records as PostgreSQL writes them: the quotes around
+# each cell are quote marks, control characters that ``_as_csv`` turns into the
+# quote; a cell's own quotes are not doubled yet. The before and after cells
+# have a mark of their own, so that Python finds them by one split into four
+# pieces a row (``_JSON_MARK``), not one per cell.
 _QUOTE_MARK = b"\x1f"
-_CELL_SEP = b"\x1f,\x1f"
-_RECORD_END = b"\x1f\r\n"
+_JSON_MARK = b"\x1e"
+_MARKS = (_QUOTE_MARK, _JSON_MARK)
+_QUOTES = bytes(range(256)).replace(_QUOTE_MARK, b'"').replace(_JSON_MARK, b'"')
 # Between the before (or after) texts of a chunk's rows for the secret check:
-# the quote mark, which no cell of a chunk taken as it is holds.
+# a mark, which no cell of a chunk taken as it is holds.
 _SEP = _QUOTE_MARK
 _OBJECT = ord("o")  # in a chunk's kinds: this before/after is a JSON object or array
-_QUOTES = bytes(range(256)).replace(_QUOTE_MARK, b'"')
 
 
 def _sql_guarded(value: str) -> str:
@@ -234,8 +236,17 @@ def _line_sql(chunk_sql: str) -> str:
             cells.append(column)  # to_char's digits, '-', ':', '.', T and Z (BC years too)
         else:
             cells.append(_sql_guarded(column))
-    between = f", {_sql_bytes(_CELL_SEP)}, "
-    record = f"concat({_sql_bytes(_QUOTE_MARK)}, {between.join(cells)}, {_sql_bytes(_RECORD_END)})"
+    # Cells (SQL) and punctuation (bytes, each run of it one literal).
+    parts: list[str | bytes] = []
+    for index, cell in enumerate(cells):
+        mark = _JSON_MARK if index in (BEFORE, AFTER) else _QUOTE_MARK
+        parts += [b"," + mark if index else mark, cell, mark]
+    parts.append(b"\r\n")
+    merged = [
+        _sql_bytes(b"".join(run)) if literal else ", ".join(run)
+        for literal, run in itertools.groupby(parts, key=lambda part: isinstance(part, bytes))
+    ]
+    record = f"concat({', '.join(merged)})"
     kinds = "concat(" + ", ".join(_sql_kind(f"c{i}") for i in (BEFORE, AFTER)) + ")"
     names = ", ".join(f"c{i}" for i in range(_CREATED + 1))
     return (
@@ -298,8 +309,8 @@ def _rows_of(texts: bytes, positions: list[int]) -> list[int]:
 
 
 def _as_csv(records: bytes) -> bytes:
-    """The chunk's records as CSV: each cell's quotes doubled, then the quote
-    marks around the cells made quotes (the bytes ``_line`` writes)."""
+    """The chunk's records as CSV: each cell's quotes doubled, then the marks
+    around the cells made quotes (the bytes ``_line`` writes)."""
     return records.replace(b'"', b'""').translate(_QUOTES)
 
 
@@ -313,36 +324,35 @@ class Chunk:
     written: bytes | None = None  # the CSV already (``_python_chunk``)
 
 
-# The records split at their quote marks: b"", then per row each cell, the comma
-# after it (CRLF after the last): cell ``i`` of row ``r`` is at 1 + _STRIDE * r + 2 * i.
-_STRIDE = 2 * len(_TEXT_FIELDS)
-
-
 def _chunk_bytes(chunk: Chunk) -> bytes:
     """One chunk's CSV: PostgreSQL's records, the flagged JSON cells masked in
     place by ``_json_cell`` (``dmobs.vocabulary``), then quoted."""
     if chunk.written is not None:
         return chunk.written
-    records = chunk.records
-    pieces = records.split(_QUOTE_MARK)
+    # Per row: what comes before the before cell, the before cell, the comma,
+    # the after cell; the last piece is the rest of the last row.
+    pieces = chunk.records.split(_JSON_MARK)
     changed = False
-    for side, index in enumerate((BEFORE, AFTER)):
-        texts = pieces[1 + 2 * index :: _STRIDE]
+    for side in (0, 1):
+        texts = pieces[1 + 2 * side :: 4]
         for row in _texts_to_mask(_SEP.join(texts)):
             if chunk.kinds[2 * row + side] == _OBJECT:
                 # An object's masked text: JSON escapes every control character,
-                # so no quote mark can come back in it.
-                pieces[1 + _STRIDE * row + 2 * index] = _json_cell(texts[row].decode()).encode()
+                # so no mark can come back in it.
+                pieces[1 + 2 * side + 4 * row] = _json_cell(texts[row].decode()).encode()
                 changed = True
-    if changed:
-        records = _QUOTE_MARK.join(pieces)
+    records = _JSON_MARK.join(pieces) if changed else chunk.records
+    del pieces
     return _as_csv(records)
 
 
 def _well_separated(records: bytes, rows: int) -> bool:
-    """Whether the chunk's quote marks are exactly its cells' own: a cell that
-    holds one adds to the count."""
-    return records.count(_QUOTE_MARK) == rows * 2 * len(_TEXT_FIELDS)
+    """Whether the chunk's marks are exactly its cells' own: a cell that holds
+    one adds to the count."""
+    json_cells = len((BEFORE, AFTER))
+    return records.count(_QUOTE_MARK) == rows * 2 * (len(_TEXT_FIELDS) - json_cells) and (
+        records.count(_JSON_MARK) == rows * 2 * json_cells
+    )
 
 
 def csv_chunks(

@@ -62,16 +62,27 @@ def test_texts_are_told_apart_by_the_separators_only():
     assert export._texts_to_mask(joined(["", ""])) == []
 
 
-def test_a_cell_that_holds_a_quote_mark_is_caught_by_the_count():
-    """PostgreSQL marks the quotes around each cell with ``_QUOTE_MARK``: a chunk
-    is taken as it is only when it holds exactly its cells' marks."""
-    cells = ["x"] * len(export.STORED_NAMES)
-    record = b"\x1f" + b"\x1f,\x1f".join(c.encode() for c in cells) + b"\x1f\r\n"
+def marked(cells: list[str]) -> bytes:
+    """A record as ``export._line_sql`` writes it: the before/after cells between
+    JSON marks, the others between quote marks, their quotes not doubled."""
+    json_cells = {export.STORED_NAMES.index(name) for name in ("before", "after")}
+    out = []
+    for index, cell in enumerate(cells):
+        mark = "\x1e" if index in json_cells else "\x1f"
+        out.append(mark + cell + mark)
+    return (",".join(out) + "\r\n").encode()
+
+
+def test_a_cell_that_holds_a_mark_is_caught_by_the_counts():
+    """A chunk is taken as PostgreSQL wrote it only when it holds exactly its
+    cells' marks."""
+    record = marked(["x"] * len(export.STORED_NAMES))
     assert export._well_separated(record * 2, 2)
-    assert not export._well_separated(record.replace(b"x", b"x\x1f", 1) * 2, 2)
+    for mark in (b"\x1f", b"\x1e"):
+        assert not export._well_separated(record.replace(b"x", b"x" + mark, 1) * 2, 2)
 
 
 def test_the_records_are_quoted_as_the_python_lines():
-    rows = [tuple(f'{name} "{i}", \'""\r\n' for name in export.STORED_NAMES) for i in range(3)]
-    marked = b"".join((b"\x1f" + "\x1f,\x1f".join(row).encode() + b"\x1f\r\n") for row in rows)
-    assert export._as_csv(marked) == "".join(export._line(row) for row in rows).encode()
+    rows = [[f'{name} "{i}", \'""\r\n' for name in export.STORED_NAMES] for i in range(3)]
+    records = b"".join(marked(row) for row in rows)
+    assert export._as_csv(records) == "".join(export._line(tuple(row)) for row in rows).encode()
