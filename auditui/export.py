@@ -174,18 +174,16 @@ _TRIGGER_CODES = ", ".join(str(ord(ch)) for ch in CSV_TRIGGERS)
 _OBJECT_OR_ARRAY = f"{ord('{')}, {ord('[')}"
 _QUOTE = ord('"')
 # The punctuation of the records as PostgreSQL writes them: the quotes around
-# each cell are quote marks, control characters that ``_as_csv`` turns into the
-# quote; a cell's own quotes are not doubled yet. The before and after cells
-# have a mark of their own, so that Python finds them by one split into four
-# pieces a row (``_JSON_MARK``), not one per cell.
+# each cell are marks, control characters that ``_as_csv`` turns into quotes; a
+# cell's own quotes are not doubled yet. A before or after that is a JSON object
+# or array (only those can hold a key) has a mark of its own (``_JSON_MARK``), so
+# that Python finds those cells by one split, not one piece per cell.
 _QUOTE_MARK = b"\x1f"
 _JSON_MARK = b"\x1e"
-_MARKS = (_QUOTE_MARK, _JSON_MARK)
 _QUOTES = bytes(range(256)).replace(_QUOTE_MARK, b'"').replace(_JSON_MARK, b'"')
-# Between the before (or after) texts of a chunk's rows for the secret check:
-# a mark, which no cell of a chunk taken as it is holds.
+# Between the object texts of a chunk for the secret check: a mark, which no
+# cell of a chunk taken as it is holds.
 _SEP = _QUOTE_MARK
-_OBJECT = ord("o")  # in a chunk's kinds: this before/after is a JSON object or array
 
 
 def _sql_guarded(value: str) -> str:
@@ -216,16 +214,15 @@ def _sql_bytes(value: bytes) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _line_sql(chunk_sql: str) -> str:
-    """The chunk as one row (``Chunk``): the records, the kinds of their before
-    and after (two bytes a row, ``_OBJECT`` for an object or array: only those
-    can hold a key), the row count, and the last row's createdAt and id.
+    """The chunk as one row (``Chunk``): the records, the row count, and the last
+    row's createdAt and id.
 
     A record is one ``concat`` of its cells and punctuation: a chain of ``||``
     copied the growing record at every step. The aggregates read the rows in the
     order of the subquery (a plain aggregate over an ordered subquery does; an
     ORDER BY inside each aggregate would sort the chunk once per aggregate), and
     that subquery's ORDER BY also keeps PostgreSQL from pulling it up, so each
-    record is computed once although two aggregates use it.
+    record is computed once.
     """
     cells = []
     for index in range(len(_TEXT_FIELDS)):
@@ -239,25 +236,26 @@ def _line_sql(chunk_sql: str) -> str:
     # Cells (SQL) and punctuation (bytes, each run of it one literal).
     parts: list[str | bytes] = []
     for index, cell in enumerate(cells):
-        mark = _JSON_MARK if index in (BEFORE, AFTER) else _QUOTE_MARK
-        parts += [b"," + mark if index else mark, cell, mark]
+        if index in (BEFORE, AFTER):
+            mark = (
+                f"CASE WHEN ascii(c{index}) IN ({_OBJECT_OR_ARRAY}) "
+                f"THEN {_sql_bytes(_JSON_MARK)} ELSE {_sql_bytes(_QUOTE_MARK)} END"
+            )
+            parts += [b",", mark, cell, mark]
+        else:
+            parts += [b"," + _QUOTE_MARK if index else _QUOTE_MARK, cell, _QUOTE_MARK]
     parts.append(b"\r\n")
     merged = [
         _sql_bytes(b"".join(run)) if literal else ", ".join(run)
         for literal, run in itertools.groupby(parts, key=lambda part: isinstance(part, bytes))
     ]
     record = f"concat({', '.join(merged)})"
-    kinds = "concat(" + ", ".join(_sql_kind(f"c{i}") for i in (BEFORE, AFTER)) + ")"
     names = ", ".join(f"c{i}" for i in range(_CREATED + 1))
     return (
-        "SELECT string_agg(r, ''), string_agg(k, ''), count(*), min(t), (array_agg(i))[count(*)] "
-        f"FROM (SELECT {record} AS r, {kinds} AS k, c{_CREATED} AS t, c0::text AS i "
+        "SELECT string_agg(r, ''), count(*), min(t), (array_agg(i))[count(*)] "
+        f"FROM (SELECT {record} AS r, c{_CREATED} AS t, c0::text AS i "
         f"FROM ({chunk_sql}) AS c({names}) ORDER BY c{_CREATED} DESC, c0 DESC) AS chunk"
     )
-
-
-def _sql_kind(text: str) -> str:
-    return f"CASE WHEN ascii({text}) IN ({_OBJECT_OR_ARRAY}) THEN 'o' ELSE '-' END"
 
 
 # The skeleton of a chunk's texts at once: the translation keeps the separator,
@@ -319,7 +317,6 @@ class Chunk:
     """One chunk as PostgreSQL sends it (``_line_sql``), or as Python wrote it."""
 
     records: bytes  # cells between quote marks, their own quotes not yet doubled
-    kinds: bytes  # two bytes a row: _OBJECT where before/after is an object or array
     rows: int
     written: bytes | None = None  # the CSV already (``_python_chunk``)
 
@@ -329,30 +326,24 @@ def _chunk_bytes(chunk: Chunk) -> bytes:
     place by ``_json_cell`` (``dmobs.vocabulary``), then quoted."""
     if chunk.written is not None:
         return chunk.written
-    # Per row: what comes before the before cell, the before cell, the comma,
-    # the after cell; the last piece is the rest of the last row.
+    # The pieces between JSON marks: the object cells are every second one.
     pieces = chunk.records.split(_JSON_MARK)
-    changed = False
-    for side in (0, 1):
-        texts = pieces[1 + 2 * side :: 4]
-        for row in _texts_to_mask(_SEP.join(texts)):
-            if chunk.kinds[2 * row + side] == _OBJECT:
-                # An object's masked text: JSON escapes every control character,
-                # so no mark can come back in it.
-                pieces[1 + 2 * side + 4 * row] = _json_cell(texts[row].decode()).encode()
-                changed = True
-    records = _JSON_MARK.join(pieces) if changed else chunk.records
-    del pieces
+    objects = pieces[1::2]
+    flagged = _texts_to_mask(_SEP.join(objects))
+    for index in flagged:
+        # The masked text: JSON escapes every control character, so no mark
+        # can come back in it.
+        pieces[1 + 2 * index] = _json_cell(objects[index].decode()).encode()
+    records = _JSON_MARK.join(pieces) if flagged else chunk.records
+    del pieces, objects
     return _as_csv(records)
 
 
 def _well_separated(records: bytes, rows: int) -> bool:
     """Whether the chunk's marks are exactly its cells' own: a cell that holds
     one adds to the count."""
-    json_cells = len((BEFORE, AFTER))
-    return records.count(_QUOTE_MARK) == rows * 2 * (len(_TEXT_FIELDS) - json_cells) and (
-        records.count(_JSON_MARK) == rows * 2 * json_cells
-    )
+    marks = records.count(_QUOTE_MARK) + records.count(_JSON_MARK)
+    return marks == rows * 2 * len(_TEXT_FIELDS)
 
 
 def csv_chunks(
@@ -445,12 +436,12 @@ def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
             )
             sql, template = rest
             params = [_position_value(p, cursor) for p in template]
-        records, kinds, rows, last_time, last_id = _fetch_chunk(qs.db, _line_sql(sql), params)
+        records, rows, last_time, last_id = _fetch_chunk(qs.db, _line_sql(sql), params)
         if rows and not _well_separated(records, rows):
             written, rows, last_time, last_id = _python_chunk(qs.db, sql, params)
-            chunk = Chunk(b"", b"", rows, written)
+            chunk = Chunk(b"", rows, written)
         else:
-            chunk = Chunk(records, kinds, rows)
+            chunk = Chunk(records, rows)
         if not rows:
             return
         yield chunk

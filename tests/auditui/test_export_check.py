@@ -63,12 +63,12 @@ def test_texts_are_told_apart_by_the_separators_only():
 
 
 def marked(cells: list[str]) -> bytes:
-    """A record as ``export._line_sql`` writes it: the before/after cells between
-    JSON marks, the others between quote marks, their quotes not doubled."""
+    """A record as ``export._line_sql`` writes it: a before/after object or array
+    between JSON marks, every other cell between quote marks, no quote doubled."""
     json_cells = {export.STORED_NAMES.index(name) for name in ("before", "after")}
     out = []
     for index, cell in enumerate(cells):
-        mark = "\x1e" if index in json_cells else "\x1f"
+        mark = "\x1e" if index in json_cells and cell.startswith(("{", "[")) else "\x1f"
         out.append(mark + cell + mark)
     return (",".join(out) + "\r\n").encode()
 
@@ -84,5 +84,6 @@ def test_a_cell_that_holds_a_mark_is_caught_by_the_counts():
 
 def test_the_records_are_quoted_as_the_python_lines():
     rows = [[f'{name} "{i}", \'""\r\n' for name in export.STORED_NAMES] for i in range(3)]
+    rows[1][export.STORED_NAMES.index("after")] = '{"a": "b"}'
     records = b"".join(marked(row) for row in rows)
     assert export._as_csv(records) == "".join(export._line(tuple(row)) for row in rows).encode()
