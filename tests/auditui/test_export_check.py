@@ -64,26 +64,35 @@ def test_texts_are_told_apart_by_the_separators_only():
 
 def marked(cells: list[str]) -> bytes:
     """A record as ``export._line_sql`` writes it: a before/after object or array
-    between JSON marks, every other cell between quote marks, no quote doubled."""
+    between JSON marks, every other cell between an opening and a closing mark,
+    nothing guarded, no quote doubled."""
     json_cells = {export.STORED_NAMES.index(name) for name in ("before", "after")}
     out = []
     for index, cell in enumerate(cells):
-        mark = "\x1e" if index in json_cells and cell.startswith(("{", "[")) else "\x1f"
-        out.append(mark + cell + mark)
+        is_object = index in json_cells and cell.startswith(("{", "["))
+        out.append(f"\x1e{cell}\x1e" if is_object else f"\x1c{cell}\x1f")
     return (",".join(out) + "\r\n").encode()
 
 
-def test_a_cell_that_holds_a_mark_is_caught_by_the_counts():
+def test_a_cell_that_holds_a_mark_sends_its_chunk_to_python():
     """A chunk is taken as PostgreSQL wrote it only when it holds exactly its
-    cells' marks."""
-    record = marked(["x"] * len(export.STORED_NAMES))
-    assert export._well_separated(record * 2, 2)
-    for mark in (b"\x1f", b"\x1e"):
-        assert not export._well_separated(record.replace(b"x", b"x" + mark, 1) * 2, 2)
+    cells' marks; otherwise its rows are written by ``_line``."""
+    cells = ["x"] * len(export.STORED_NAMES)
+    cells[export.STORED_NAMES.index("after")] = '{"a": 1}'
+    record = marked(cells)
+
+    def chunk(records: bytes) -> export.Chunk:
+        return export.Chunk(records, 2, lambda: b"in python")
+
+    assert export._chunk_bytes(chunk(record * 2)).startswith(b'"x","x"')
+    for mark in (b"\x1c", b"\x1f", b"\x1e", b"\x1e\x1e", b"\x1c\x1f"):
+        assert export._chunk_bytes(chunk(record.replace(b"x", b"x" + mark, 1) * 2)) == b"in python"
 
 
-def test_the_records_are_quoted_as_the_python_lines():
+def test_the_records_are_guarded_and_quoted_as_the_python_lines():
     rows = [[f'{name} "{i}", \'""\r\n' for name in export.STORED_NAMES] for i in range(3)]
-    rows[1][export.STORED_NAMES.index("after")] = '{"a": "b"}'
+    rows[1][export.STORED_NAMES.index("after")] = '{"a": "=b"}'
+    for index, trigger in enumerate(["=", "+", "-", "@", "\t", "\r", "'="]):
+        rows[2][index] = trigger + rows[2][index]
     records = b"".join(marked(row) for row in rows)
     assert export._as_csv(records) == "".join(export._line(tuple(row)) for row in rows).encode()
