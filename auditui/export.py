@@ -2,25 +2,30 @@
 
 The generic export (``views.csv_lines``) builds a model instance, a record
 dict and a CSV line per entry: about 20,000 rows/s on these machines. Here the
-per-row work is moved where it is cheapest:
+per-row work is split between PostgreSQL and Python by what each does cheaply:
 
-1. PostgreSQL reads keyset chunks of ``CHUNK_ROWS`` and writes each row's CSV
-   record itself (``_line_sql``): ``createdAt`` as ISO-8601 (ms, ``Z``), the JSON
-   columns as their jsonb text, every cell guarded against spreadsheet formulas
-   and quoted, in C, on the database's own core. It joins a chunk's records into
-   one text and sends beside it the chunk's before/after texts that are objects
-   or arrays (only those can hold a key), each record's length and the last
-   row's position: a handful of values per chunk, fetched as bytes.
-2. Python checks those texts for secrets, a whole chunk at a time at C speed
-   (``_texts_to_mask``), and passes PostgreSQL's records through untouched. The
-   check may only skip a text ``dmobs.vocabulary`` would leave alone: in a text of
-   plain ASCII with no backslash every key is written as it decodes, so its
-   skeleton is the lower-cased letters and digits and leaves a secret name in
-   the whole text's; any escape (``pass\nword``) or other script (``pаssword``)
-   flags the text. A flagged row's record is rebuilt in Python with its JSON
-   cells made by ``_json_cell``, i.e. masked by ``dmobs.vocabulary`` (``_masked_line``:
-   the bytes the all-Python ``_line`` gives), in its place in the chunk.
-3. The chunk's bytes go to the socket as they are (no decoding and encoding
+1. PostgreSQL reads keyset chunks of ``CHUNK_ROWS`` and writes each row's record
+   (``_line_sql``): ``createdAt`` as ISO-8601 (ms, ``Z``), the JSON columns as
+   their jsonb text, JSON strings decoded, in C, on the database's own core. It
+   neither guards nor quotes a cell: each cell stands between an opening and a
+   closing mark (control characters), a before/after object or array between
+   JSON marks. It joins a chunk's records into one text and sends it with the
+   row count and the last row's position: a handful of values per chunk,
+   fetched as bytes.
+2. Python splits the chunk at the JSON marks (the object cells are every second
+   piece) and checks those cells for secrets, a whole chunk at a time at C speed
+   (``_texts_to_mask``). The check may only skip a text ``dmobs.vocabulary``
+   would leave alone: in a text of plain ASCII with no backslash every key is
+   written as it decodes, so its skeleton is the lower-cased letters and digits
+   and leaves a secret name in the whole text's; any escape (``pass\nword``) or
+   other script (``pаssword``) flags the text. A flagged cell is made by
+   ``_json_cell``, i.e. masked by ``dmobs.vocabulary``, in its place.
+3. Python then guards, quotes and punctuates the whole chunk at once
+   (``_as_csv``): a ' after every opening mark a formula character follows, the
+   quotes doubled, the marks made quotes. These are the bytes the all-Python
+   ``_line`` writes. A chunk one of whose cells holds a mark itself (the counts
+   tell) is written by ``_line`` instead (``_python_range``).
+4. The chunk's bytes go to the socket as they are (no decoding and encoding
    again), and before reading the next chunk an export gives way to the server's
    other requests (``dmobs.foreground``).
 
@@ -151,26 +156,14 @@ def _line(row: tuple) -> str:
 #
 # The chunk's SQL (one index walk, or per-tenant walks merged) selects the text
 # fields in STORED_NAMES order and then the stored time; the query below names
-# them c0 .. c14 and writes each row's record as ``_line`` would for texts that
-# need no masking (formula guard, JSON strings decoded, true/false/null as Python
-# shows them, CRLF), except for the quotes: a cell's own are not doubled, and
-# the ones around each cell are a quote mark (``_QUOTE_MARK``, a control
-# character). PostgreSQL then joins the chunk (string_agg), so the driver hands
-# over a few values per chunk instead of five Python objects per row: the
-# records as one text, the before and after texts that are JSON objects or
-# arrays ('' otherwise: only those can hold a key) as two texts of one segment
-# per row, the row count and the last row's position. Python doubles the quotes
-# and turns the marks into quotes for the whole chunk at once (``_as_csv``, one
-# ``replace`` and one ``translate``, at memory speed); ``replace`` per cell in SQL
-# was a third of PostgreSQL's time.
-#
-# A cell may hold the quote mark itself (any text column; a decoded JSON
-# string): then the chunk has more marks than its cells account for, and it is
-# written by the all-Python ``_line`` instead (``_python_chunk``).
+# them c0 .. c14 and writes each row's cells between marks (below), and joins
+# the chunk (string_agg), so the driver hands over a few values per chunk instead
+# of five Python objects per row. Guarding and quoting in SQL (a CASE and a
+# ``replace`` per cell) took about half of PostgreSQL's time per row; Python does
+# both for a whole chunk at memory speed.
 
 _CREATED = len(_TEXT_FIELDS)  # c14: the stored createdAt (timestamptz), the position
 _CREATED_TEXT = _TEXT_FIELDS.index("x_created")  # c13: createdAt as to_char wrote it
-_TRIGGER_CODES = ", ".join(str(ord(ch)) for ch in CSV_TRIGGERS)
 _OBJECT_OR_ARRAY = f"{ord('{')}, {ord('[')}"
 _QUOTE = ord('"')
 # The punctuation of the records as PostgreSQL writes them: each cell between an
@@ -178,10 +171,8 @@ _QUOTE = ord('"')
 # quotes; a cell's own quotes are not doubled yet and no cell is guarded yet. A
 # before or after that is a JSON object or array (only those can hold a key, and
 # none starts with a formula character) is between JSON marks instead, so that
-# Python finds those cells by one split. Python then puts the formula guard
-# after every opening mark that a formula character follows (``_GUARD``): the
-# guard as a CASE per cell was a third of PostgreSQL's time, as was doubling the
-# quotes per cell.
+# Python finds those cells by one split. Python puts the formula guard after
+# every opening mark that a formula character follows (``_GUARD``).
 _OPEN = b"\x1c"
 _CLOSE = b"\x1f"
 _JSON_MARK = b"\x1e"
