@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -253,10 +253,15 @@ def entries_since(
     return skip_unplaceable([tidy_entry(row, bson=bson) for row in fetched])
 
 
-def iter_entries(qs: QuerySet, *, chunk_size: int = 1000) -> Iterator[AuditLog]:
-    """Every row of ``qs`` in keyset chunks: constant memory, no long-lived cursor."""
+def iter_entries(
+    qs: QuerySet, *, chunk_size: int = 1000, before_chunk: Callable[[], object] | None = None
+) -> Iterator[AuditLog]:
+    """Every row of ``qs`` in keyset chunks: constant memory, no long-lived cursor.
+    ``before_chunk`` is called before each chunk after the first is read."""
     cursor = None
     while True:
+        if cursor is not None and before_chunk is not None:
+            before_chunk()
         page = page_entries(qs, cursor=cursor, size=chunk_size)
         yield from page.entries
         if page.next_cursor is None:

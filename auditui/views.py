@@ -745,6 +745,12 @@ def ndjson_lines(entries: Iterator[AuditLog]) -> Iterator[str]:
         yield stored.json_export_text(stored.dumps(export_record(entry))) + "\n"
 
 
+def _give_way() -> None:
+    """Before an export reads its next chunk: wait while the server's other
+    requests are in flight (``dmobs.foreground``), as the PostgreSQL CSV does."""
+    foreground.wait_for_quiet(export.GIVE_WAY_SECONDS)
+
+
 class AuditExportView(AuditScreenMixin, View):
     """The current filtered view as CSV or NDJSON, streamed in keyset chunks."""
 
@@ -784,7 +790,7 @@ class AuditExportView(AuditScreenMixin, View):
         else:
             # Start reading before recording the export: the keyset walk runs
             # newest to oldest, so the export's own entry is never part of it.
-            rows = iter_entries(entries)
+            rows = iter_entries(entries, before_chunk=_give_way)
             first = next(rows, None)
             self.record_export(scope, params, fmt)
 

@@ -147,6 +147,22 @@ def test_export_ndjson_over_several_chunks(world, client):
     )
 
 
+def test_the_generic_export_gives_way_before_each_chunk_after_the_first(world, client, monkeypatch):
+    """NDJSON (and CSV off PostgreSQL) reads in keyset chunks; before each one
+    after the first it waits while the server's other requests are in flight,
+    like the PostgreSQL CSV export (tests/auditui/test_export_chunks.py)."""
+    from auditui import views
+
+    client.force_login(world.users["root"])
+    bulk_platform_entries(2100, seed=11)
+    expected = AuditLog.objects.count()
+    waits = []
+    monkeypatch.setattr(views.foreground, "wait_for_quiet", lambda limit: waits.append(limit))
+    records = ndjson_records(client.get(f"{LIST_URLS['manage']}/export?format=ndjson&range=all"))
+    assert len(records) == expected
+    assert waits == [views.export.GIVE_WAY_SECONDS] * ((expected - 1) // 1000)
+
+
 @pytest.mark.parametrize(
     "value,cell",
     [
