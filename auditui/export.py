@@ -37,16 +37,21 @@ PostgreSQL or by Python, its bytes are the same (tests/auditui/test_export_chunk
 
 from __future__ import annotations
 
+import collections
 import csv
 import functools
 import io
 import itertools
 import json
+import queue
 import re
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import psycopg
 from django.db import connections
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
@@ -311,6 +316,7 @@ class Chunk:
     # The chunk's rows written by ``_line`` (``_python_range``), for a chunk one
     # of whose cells holds a mark.
     in_python: Callable[[], bytes]
+    last: Cursor | None = None  # the last row's position
 
 
 def _chunk_bytes(chunk: Chunk) -> bytes:
@@ -362,10 +368,10 @@ def csv_chunks(
     writer = csv.writer(buffer)
     writer.writerow(STORED_NAMES)
     yield buffer.getvalue().encode()
-    chunks = _keyset_chunks(qs, chunk_rows)
     if read_ahead is None:
         read_ahead = not connections[qs.db].in_atomic_block
     if read_ahead:
+        chunks = _ranged_chunks(qs, chunk_rows)
         # Two helper threads of lower CPU priority: one reads, one formats; the
         # request's own thread only writes to the socket. An export is bulk work:
         # on a busy machine the screens' requests in the same worker come first.
@@ -375,7 +381,7 @@ def csv_chunks(
             nice=EXPORT_NICE,
         )
     else:
-        formatted = _formatted(chunks)
+        formatted = _formatted(_keyset_chunks(qs, chunk_rows))
     try:
         for data, rows in formatted:
             if on_rows is not None:
@@ -435,7 +441,9 @@ def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
         if not rows:
             return
         last = Cursor(created_at=last_time, id=last_id.decode())
-        yield Chunk(records, rows, functools.partial(_python_range, columns, cursor, last))
+        yield Chunk(
+            records, rows, functools.partial(_python_range_bytes, columns, cursor, last), last
+        )
         if rows < chunk_rows:
             return
         cursor = last
@@ -447,6 +455,163 @@ def _position_value(param: object, cursor: Cursor) -> object:
     if isinstance(param, str) and param == _AT_ID:
         return cursor.id
     return param
+
+
+# --- Two chunks at once ---------------------------------------------------------
+#
+# One PostgreSQL backend writes a chunk's records in about the time the worker
+# takes to check and quote the one before, so with one connection each side
+# waits for the other now and then. With read-ahead, an export reads two chunks
+# at once on two connections of its own (``_RangeReader``): the boundaries of the
+# chunks come first, each from a cheap query (the position of the
+# ``chunk_rows``-th row after the last boundary: the same walk, no column
+# computed), then each chunk is the rows between two boundaries.
+
+# The end of a chunk's range in its compiled SQL (``_AT_TIME``/``_AT_ID`` are
+# its start).
+_TO_TIME = datetime(2000, 1, 1, 0, 0, 0, 654321, tzinfo=UTC)
+_TO_ID = "\x1fkeyset-end\x1f"
+# A range holds ``chunk_rows`` rows unless entries were written into it after its
+# end was found (a replay of old entries): one read takes up to twice that, and
+# ``_python_range`` any rest.
+_RANGE_LIMIT = 2
+
+
+def _up_to(qs: QuerySet, last: Cursor) -> QuerySet:
+    """Rows at or before ``last`` in (created_at desc, id desc) order."""
+    return qs.filter(created_at__gte=last.created_at).filter(
+        Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gte=last.id)
+    )
+
+
+def _range_params(template: list, start: Cursor | None, end: Cursor | None) -> list:
+    """The compiled SQL's parameters with the stand-ins for the range's ends replaced."""
+    stand_ins = {(_AT_TIME, _AT_ID): start, (_TO_TIME, _TO_ID): end}
+    params = []
+    for param in template:
+        for (at_time, at_id), cursor in stand_ins.items():
+            if isinstance(param, datetime) and param == at_time:
+                param = cursor.created_at
+            elif isinstance(param, str) and param == at_id:
+                param = cursor.id
+        params.append(param)
+    return params
+
+
+def _end_sql(page: QuerySet, size: int, refs: list[str | None] | None) -> tuple[str, list]:
+    """SQL of the id and createdAt of the ``size``-th row of ``page`` (none if fewer)."""
+    values = page.values_list("id", "created_at")
+    if refs is not None and len(refs) > 1:
+        sql, params = merged_sql(values, refs, size)
+        return f"SELECT * FROM ({sql}) AS walk ORDER BY 2 DESC, 1 DESC OFFSET {size - 1}", params
+    if refs:
+        values = values.filter(tenant_id=refs[0])
+    sql, params = values[size - 1 : size].query.get_compiler(values.db).as_sql()
+    return sql, list(params)
+
+
+def _ranged_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
+    """The chunks of ``_keyset_chunks``, two read at once (``_RangeReader``); the
+    boundaries are found on this thread's connection. Before each chunk after the
+    first, the export gives way to the server's other requests."""
+    columns = qs.annotate(
+        **{name: RawSQL(sql, [], output_field=TextField()) for name, sql in _ANNOTATIONS.items()}
+    )
+    refs = _walks(columns)
+    if refs == []:
+        return  # no tenant can match
+    start_at, end_at = Cursor(_AT_TIME, _AT_ID), Cursor(_TO_TIME, _TO_ID)
+    limit = chunk_rows * _RANGE_LIMIT
+    pages = {True: columns, False: after_cursor(columns, start_at)}  # by "first range"
+    ends = {first: _end_sql(page, chunk_rows, refs) for first, page in pages.items()}
+    reads = {
+        (first, bounded): _chunk_sql(_up_to(page, end_at) if bounded else page, limit, refs)
+        for first, page in pages.items()
+        for bounded in (True, False)
+    }
+    reader = _RangeReader(qs.db)
+    pending: collections.deque = collections.deque()
+    try:
+        start: Cursor | None = None
+        while True:
+            if start is not None:
+                foreground.wait_for_quiet(GIVE_WAY_SECONDS)
+            sql, template = ends[start is None]
+            with connections[qs.db].cursor() as cursor:
+                cursor.execute(sql, _range_params(template, start, None))
+                found = cursor.fetchone()
+            end = None if found is None else Cursor(created_at=found[1], id=found[0])
+            sql, template = reads[(start is None, end is not None)]
+            read = reader.submit(_line_sql(sql), _range_params(template, start, end))
+            pending.append((start, end, read))
+            if end is not None:
+                start = end
+                while len(pending) > 1:  # one range read while the next one is
+                    yield from _range_chunks(columns, limit, *pending.popleft())
+                continue
+            last = None
+            while pending:
+                for chunk in _range_chunks(columns, limit, *pending.popleft()):
+                    last = chunk
+                    yield chunk
+            if last is None or last.rows < limit:
+                return
+            start = last.last  # the open range held more than one read takes
+    finally:
+        reader.close()
+
+
+def _range_chunks(
+    columns: QuerySet, limit: int, start: Cursor | None, end: Cursor | None, read: Future
+) -> Iterator[Chunk]:
+    """The chunk of one range's read; and the rest of a bounded range that held
+    more rows than one read takes."""
+    records, rows, last_time, last_id = read.result()
+    if not rows:
+        return
+    last = Cursor(created_at=last_time, id=last_id.decode())
+    yield Chunk(records, rows, functools.partial(_python_range_bytes, columns, start, last), last)
+    if end is not None and rows == limit and last != end:
+        written, rest = _python_range(columns, last, end)
+        yield Chunk(b"", rest, lambda: written, end)
+
+
+class _RangeReader:
+    """Reads chunks on two threads, each query on one of two connections of the
+    export's own (opened as needed, closed by ``close``), at lower priority."""
+
+    def __init__(self, db: str):
+        self.params = connections[db].get_connection_params()
+        self.free: queue.SimpleQueue = queue.SimpleQueue()
+        self.opened: list[psycopg.Connection] = []
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(
+            max_workers=2,
+            thread_name_prefix="export-range",
+            initializer=readahead.lower_priority,
+            initargs=(EXPORT_NICE,),
+        )
+
+    def submit(self, sql: str, params: list) -> Future:
+        return self.pool.submit(self._read, sql, params)
+
+    def _read(self, sql: str, params: list) -> tuple:
+        try:
+            connection = self.free.get_nowait()
+        except queue.Empty:
+            connection = psycopg.connect(**self.params, autocommit=True)
+            with self.lock:
+                self.opened.append(connection)
+        try:
+            return _fetch_on(connection, sql, params)
+        finally:
+            self.free.put(connection)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.lock:
+            for connection in self.opened:
+                connection.close()
 
 
 # Above this share of audit_logs (the planner's estimate), a scope of several
@@ -498,14 +663,19 @@ def _chunk_sql(page: QuerySet, size: int, refs: list[str | None] | None) -> tupl
     return sql, list(params)
 
 
-def _python_range(columns: QuerySet, after: Cursor | None, last: Cursor) -> bytes:
+def _python_range(columns: QuerySet, after: Cursor | None, last: Cursor) -> tuple[bytes, int]:
     """The rows of ``columns`` after ``after`` up to ``last`` (a chunk's range, newest
-    first) written by ``_line``: for a chunk one of whose cells holds a mark."""
+    first) written by ``_line``, and their count: for a chunk one of whose cells
+    holds a mark."""
     if after is not None:
         columns = after_cursor(columns, after)
-    up_to_last = Q(created_at__gt=last.created_at) | Q(created_at=last.created_at, id__gte=last.id)
-    rows = columns.filter(up_to_last).order_by("-created_at", "-id").values_list(*_TEXT_FIELDS)
-    return "".join([_line(row) for row in rows]).encode()
+    rows = _up_to(columns, last).order_by("-created_at", "-id").values_list(*_TEXT_FIELDS)
+    lines = [_line(row) for row in rows]
+    return "".join(lines).encode(), len(lines)
+
+
+def _python_range_bytes(columns: QuerySet, after: Cursor | None, last: Cursor) -> bytes:
+    return _python_range(columns, after, last)[0]
 
 
 class _BytesLoader(Loader):
@@ -519,15 +689,20 @@ class _BytesLoader(Loader):
 
 
 def _fetch_chunk(db: str, sql: str, params: list) -> tuple:
+    """The one row of ``sql`` (``_line_sql``) on this thread's connection (``_fetch_on``)."""
+    connection = connections[db]
+    connection.ensure_connection()
+    return _fetch_on(connection.connection, sql, params)
+
+
+def _fetch_on(connection: psycopg.Connection, sql: str, params: list) -> tuple:
     """The one row of ``sql`` (``_line_sql``), in binary: texts as bytes.
 
     The SQL goes with PostgreSQL's own ``$n`` placeholders (a raw cursor): psycopg
     caches its conversion of ``%s`` only for short statements, and re-parsing the
     50-branch merge for every chunk cost ~14 µs a row.
     """
-    connection = connections[db]
-    connection.ensure_connection()
-    with RawCursor(connection.connection) as cursor:
+    with RawCursor(connection) as cursor:
         cursor.adapters.register_loader("text", _BytesLoader)
         # Prepared: every chunk after the first runs the same statement, and
         # planning a 50-branch merge took ~75 ms (15 µs a row) each time.

@@ -117,15 +117,21 @@ def test_a_consumer_that_stops_early_leaves_no_thread_or_connection(entries, pg_
 
 
 def _helpers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name in ("export-read-ahead", "export-format")]
+    names = ("export-read-ahead", "export-format", "export-range")
+    return [t for t in threading.enumerate() if t.name.startswith(names)]
 
 
 @pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are Linux's")
 def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(entries, monkeypatch):
-    """The request's thread only hands the text on; reading and formatting run
-    in two helper threads, niced, so other requests of the worker come first."""
+    """The request's thread only hands the text on; finding the chunks, reading
+    them (two at once) and formatting run in helper threads, niced, so other
+    requests of the worker come first."""
     seen = {}
-    real_chunks, real_text = export._keyset_chunks, export._chunk_bytes
+    real_chunks, real_text, real_fetch = (
+        export._ranged_chunks,
+        export._chunk_bytes,
+        export._fetch_on,
+    )
 
     def me() -> tuple[str, int]:
         thread = threading.current_thread()
@@ -139,26 +145,34 @@ def test_the_export_reads_and_formats_at_lower_priority_in_threads_of_its_own(en
         seen.setdefault("format", me())
         return real_text(chunk)
 
-    monkeypatch.setattr(export, "_keyset_chunks", chunks)
+    def fetch(*args):
+        seen.setdefault("query", set()).add(me())
+        return real_fetch(*args)
+
+    monkeypatch.setattr(export, "_ranged_chunks", chunks)
     monkeypatch.setattr(export, "_chunk_bytes", text)
+    monkeypatch.setattr(export, "_fetch_on", fetch)
     base = me()
     assert len(parse(b"".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5)))) == 23
     assert seen["read"][0] == "export-read-ahead" and seen["format"][0] == "export-format"
     assert seen["read"][1] > base[1] and seen["format"][1] > base[1]
+    assert {name.split("_")[0] for name, _nice in seen["query"]} == {"export-range"}
+    assert all(nice > base[1] for _name, nice in seen["query"])
     assert me() == base  # the caller's own thread is left as it was
 
 
 def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch):
-    real = export._fetch_chunk
+    real = export._fetch_on
     calls = []
 
     def failing(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
+        # Two chunks are read at once, in either order: the third read fails.
+        if len(calls) == 3:
             raise RuntimeError("lost the database (injected)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(export, "_fetch_chunk", failing)
+    monkeypatch.setattr(export, "_fetch_on", failing)
     chunks = export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)
     next(chunks), next(chunks)
     with pytest.raises(RuntimeError, match="lost the database"):
@@ -169,8 +183,9 @@ def test_an_error_while_reading_ahead_reaches_the_consumer(entries, monkeypatch)
     assert not _helpers()
 
 
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("scope", ["tenants", "actor"])
-def test_many_tenant_chunks_merge_every_entry_once_in_order(scope):
+def test_many_tenant_chunks_merge_every_entry_once_in_order(scope, read_ahead):
     """A reviewer's tenants, or an actor over several tenants (Manage): chunks of
     per-tenant index walks merged by PostgreSQL hold exactly the generic export's
     rows and cells, in order, ties on the time included."""
@@ -193,7 +208,7 @@ def test_many_tenant_chunks_merge_every_entry_once_in_order(scope):
     else:
         qs = AuditLog.objects.filter(actor_id="u-1")
     assert export.tenant_branches(qs.order_by("-created_at", "-id")) is not None
-    ours = parse(b"".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)))
+    ours = parse(b"".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=read_ahead)))
     theirs = parse("".join(csv_lines(qs.order_by("-created_at", "-id"))))
     assert len(theirs) > 8
     assert [r["id"] for r in ours] == [r["id"] for r in theirs]
@@ -303,8 +318,11 @@ def _all_python(qs) -> str:
     return "".join(export._line(row) for row in rows)
 
 
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("chunk_rows", [3, 1000])
-def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_rows, monkeypatch):
+def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(
+    chunk_rows, read_ahead, monkeypatch
+):
     """Quotes, commas, line breaks, formula prefixes in every column, other
     scripts, NULLs, JSON strings/numbers/literals/null, secrets in before/after
     (escaped and confusable keys included): byte for byte the all-Python records,
@@ -319,7 +337,8 @@ def test_postgresql_writes_the_same_bytes_as_python_for_hostile_values(chunk_row
         return real(*args)
 
     monkeypatch.setattr(export, "_python_range", spy)
-    chunks = [c.decode() for c in export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=False)]
+    chunks = export.csv_chunks(qs, chunk_rows=chunk_rows, read_ahead=read_ahead)
+    chunks = [c.decode() for c in chunks]
     # A cell that holds a mark sends its chunk to Python; with small chunks
     # PostgreSQL writes the others.
     if chunk_rows == 3:
@@ -394,7 +413,10 @@ def test_a_many_tenant_scope_reads_one_walk_or_merges_with_the_same_bytes(monkey
         outputs = []
         for share in (0.0, 1.1):  # always one walk, always merged
             monkeypatch.setattr(export, "WALK_ALL_SHARE", share)
-            outputs.append(b"".join(export.csv_chunks(qs, chunk_rows=4, read_ahead=False)).decode())
+            for read_ahead in (False, True):
+                chunks = export.csv_chunks(qs, chunk_rows=4, read_ahead=read_ahead)
+                outputs.append(b"".join(chunks).decode())
+        assert len(set(outputs)) == 1
         assert outputs[0] == outputs[1]
         assert outputs[0].endswith(_all_python(qs)) and outputs[0].count('\r\n"') == qs.count()
 
@@ -460,3 +482,43 @@ def test_an_export_reads_no_further_chunk_while_another_request_is_in_flight(ent
     request.join(60)
     reader.join(60)
     assert len(reads) == 5 and len(parse(b"".join([header, first, *rest]))) == 23
+
+
+@pytest.mark.parametrize("where", ["inside a range", "after the last boundary"])
+def test_entries_written_into_the_past_during_an_export_are_all_in_it(entries, monkeypatch, where):
+    """Two chunks are read at once between boundaries found first. Entries written
+    meanwhile with old times (a replay) land inside a range already bounded, or
+    beyond the last boundary: the export still holds every entry once, in order."""
+    rng = random.Random(3)
+    real = export._range_params
+    done = []
+
+    open_ranges = []  # the last boundary's query, then the last range's read
+
+    def params(template, start, end):
+        if start is not None and end is None:
+            open_ranges.append(start)
+        inside = where == "inside a range" and start is None and end is not None
+        after = where != "inside a range" and open_ranges.count(start) == 2
+        if not done and (inside or after):
+            if where == "inside a range":
+                at = [end.created_at + timedelta(milliseconds=500)] * 7  # > one read's 10
+            else:
+                oldest = AuditLog.objects.order_by("created_at").first().created_at
+                at = [oldest - timedelta(days=1, seconds=i) for i in range(12)]
+            done.append(
+                AuditLog.objects.bulk_create(
+                    make_entry(
+                        tenant=None, actor=("human", "u-past", "Past"), created_at=t, rng=rng
+                    )
+                    for t in at
+                )
+            )
+        return real(template, start, end)
+
+    monkeypatch.setattr(export, "_range_params", params)
+    ours = parse(b"".join(export.csv_chunks(AuditLog.objects.all(), chunk_rows=5, read_ahead=True)))
+    assert done
+    expected = generic_rows()
+    assert len(expected) == len(entries) + len(done[0])
+    assert [r["id"] for r in ours] == [r["id"] for r in expected]
