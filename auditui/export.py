@@ -11,7 +11,9 @@ per-row work is split between PostgreSQL and Python by what each does cheaply:
    closing mark (control characters), a before/after object or array between
    JSON marks. It joins a chunk's records into one text and sends it with the
    row count and the last row's position: a handful of values per chunk,
-   fetched as bytes.
+   fetched as bytes. With read-ahead, two chunks are read at once on two
+   connections of the export's own, between boundaries found first
+   (``_ranged_chunks``).
 2. Python splits the chunk at the JSON marks (the object cells are every second
    piece) and checks those cells for secrets, a whole chunk at a time at C speed
    (``_texts_to_mask``). The check may only skip a text ``dmobs.vocabulary``
