@@ -40,6 +40,7 @@ PostgreSQL or by Python, its bytes are the same (tests/auditui/test_export_chunk
 from __future__ import annotations
 
 import collections
+import contextvars
 import csv
 import functools
 import io
@@ -595,7 +596,8 @@ class _RangeReader:
         )
 
     def submit(self, sql: str, params: list) -> Future:
-        return self.pool.submit(self._read, sql, params)
+        # In a copy of the caller's context: its trace and log context carry over.
+        return self.pool.submit(contextvars.copy_context().run, self._read, sql, params)
 
     def _read(self, sql: str, params: list) -> tuple:
         try:
