@@ -406,6 +406,11 @@ class AuditListView(AuditScreenMixin, View):
                 cl.queryset.defer("before", "after"), since=since, links=links, scope=scope
             )
         page = cl.page()
+        more_rows = fragment and params.cursor is not None
+        count = count_more = None
+        if not more_rows:
+            # Before the choices: its round trip also reads the facet version they need.
+            count, count_more = cl.capped_count(for_choices=not fragment)
         choices = None
         if not fragment:
             choices = cl.choices()
@@ -427,16 +432,15 @@ class AuditListView(AuditScreenMixin, View):
             ),
             "columns": 4 if scope.show_tenant else 3,
         }
-        if fragment and params.cursor:
+        if more_rows:
             return self.rows_response(context)
         else:
-            count, more = cl.capped_count()
             query = params.query_string()
             context.update(
                 fragment=fragment,
                 count=count,
-                count_more=more,
-                count_label=f"{count:,}{'+' if more else ''}",
+                count_more=count_more,
+                count_label=f"{count:,}{'+' if count_more else ''}",
                 period=period_label(params),
                 chips=chips(params, links, rows, scope),
                 export_csv=self.export_url(params, "csv"),
