@@ -323,7 +323,7 @@ def filter_choices(*, scope: Scope, facet_version: int | None = PROBE) -> Filter
         actions, resource_types, actors, actor_tenants = _cached_facet_choices(
             facets, facet_version
         )
-    tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
+    tenants = list(scope.tenants) if scope.tenants is not None else Tenant.objects.every()
     return FilterChoices(
         actions=actions,
         actors=actors,

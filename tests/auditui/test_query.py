@@ -357,3 +357,22 @@ def test_count_with_the_facet_version_counts_what_the_list_holds(
     html = full.content.decode()
     assert ids or "u-nobody" in str(params)
     assert f"<strong>{len(ids):,}</strong>" in html, len(ids)
+
+
+def test_every_tenant_for_the_super_admin_in_name_order(world, client):
+    """Manage's tenants (filter, column, actor labels) come from one plain query
+    (``Tenant.objects.every``), read on every request: a new tenant shows at once."""
+    from dmobs.models import Tenant
+
+    expected = list(Tenant.objects.order_by("name", "pk"))
+    got = Tenant.objects.every()
+    assert [(t.pk, t.ref_id, t.name, t.slug, t.plan) for t in got] == [
+        (t.pk, t.ref_id, t.name, t.slug, t.plan) for t in expected
+    ]
+    assert got[0].created_at == expected[0].created_at  # loads when read
+    client.force_login(world.users["root"])
+    Tenant.objects.create(name="Zeta Newco", slug="zeta-newco")
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(LIST_URLS["manage"]).content.decode()
+    assert '<option value="zeta-newco">Zeta Newco</option>' in html
+    assert len([q for q in queries if "dmobs_tenant" in q["sql"]]) == 1
