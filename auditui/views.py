@@ -15,7 +15,7 @@ import io
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from urllib.parse import quote
 
 from django.conf import settings
@@ -140,18 +140,24 @@ def actor_icon(actor_type: str) -> str:
     return render_to_string("auditui/_actor_icon.html", {"type": actor_type})
 
 
-def row_times(created_at: datetime | None) -> dict[str, str]:
+def row_times(
+    created_at: datetime | None, *, tz: tzinfo | None = None, full: bool = True
+) -> dict[str, str]:
     """What the time cell shows: the viewer's day and clock, the UTC offset and the
-    UTC timestamp (same output as the ``date``/``utc``/``utc_offset`` filters).
+    UTC timestamp (same output as the ``date``/``utc``/``utc_offset`` filters);
+    with ``full`` also the full local time (the detail's).
 
-    A time within hours of year 1 or 9999 may have no local equivalent in the
-    viewer's zone (year 0 or 10000): it is shown in UTC then, never an error.
+    ``tz``: the viewer's time zone (default: the active one), looked up once by a
+    caller that shows many rows. A time within hours of year 1 or 9999 may have no
+    local equivalent in the viewer's zone (year 0 or 10000): it is shown in UTC
+    then, never an error.
     """
     if created_at is None:
-        return {"time_iso": "", "time_utc": "", "day": "no date", "clock": "", "offset": ""}
+        times = {"time_iso": "", "time_utc": "", "day": "no date", "clock": "", "offset": ""}
+        return {**times, "local": ""} if full else times
     utc = created_at.astimezone(UTC)
     try:
-        local = timezone.localtime(created_at)
+        local = created_at.astimezone(tz or timezone.get_current_timezone())
     except (OverflowError, ValueError):
         local = utc
     offset = local.utcoffset()
@@ -161,7 +167,7 @@ def row_times(created_at: datetime | None) -> dict[str, str]:
         label = f"UTC{'+' if minutes > 0 else '-'}{hours:02d}:{mins:02d}"
     else:
         label = "UTC"
-    return {
+    times = {
         "time_iso": utc.isoformat(),
         "time_utc": (
             f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d} "
@@ -170,20 +176,22 @@ def row_times(created_at: datetime | None) -> dict[str, str]:
         "day": f"{MONTHS[local.month - 1]} {local.day}, {local.year}",
         "clock": f"{local.hour:02d}:{local.minute:02d}",
         "offset": label,
-        "local": (
+    }
+    if full:
+        times["local"] = (
             f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
             f"{local.hour:02d}:{local.minute:02d}:{local.second:02d}"
-        ),
-    }
+        )
+    return times
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 DESCRIPTION_CHARS = 300
 
 
-def cell_times(created_at: datetime | None) -> dict[str, str]:
+def cell_times(created_at: datetime | None, tz: tzinfo | None = None) -> dict[str, str]:
     """``row_times`` for a row's time cell (the full local time is the detail's)."""
-    return {k: v for k, v in row_times(created_at).items() if k != "local"}
+    return row_times(created_at, tz=tz, full=False)
 
 
 def short_description(text: str) -> str:
@@ -284,6 +292,7 @@ class AuditScreenMixin:
         prefix = self.app_url("detail", "0").removesuffix("0/")
         query = links.params.query_string()
         suffix = f"/?{query}" if query else "/"
+        tz = timezone.get_current_timezone()  # once, not per row
         return [
             Row(
                 e,
@@ -296,7 +305,7 @@ class AuditScreenMixin:
                 actor_url=links.add(ACTOR.key, e.actor_id),
                 action_url=links.add(ACTION.key, e.action),
                 tenant_url=links.tenant(e, tenants),
-                **cell_times(e.created_at),
+                **cell_times(e.created_at, tz),
             )
             for e in entries
         ]
@@ -688,6 +697,7 @@ class AuditHistoryView(AuditScreenMixin, View):
             return bad_request(request, str(exc), fragment=fragment)
         tenants = tenants_by_ref({e.tenant_id for e in page.entries})
         prefix = self.app_url("detail", "0").removesuffix("0/")
+        tz = timezone.get_current_timezone()
         items = [
             HistoryItem(
                 e,
@@ -695,7 +705,7 @@ class AuditHistoryView(AuditScreenMixin, View):
                 f"{prefix}{quote(str(e.pk), safe='')}/",
                 tenant_label(e, tenants),
                 icon=actor_icon(e.actor_type or ""),
-                **cell_times(e.created_at),
+                **cell_times(e.created_at, tz),
             )
             for e in page.entries
         ]
