@@ -442,7 +442,7 @@ class AuditListView(AuditScreenMixin, View):
         fragment = is_fragment_request(request)
         try:
             params = cl.params
-            cl.listed  # noqa: B018 (each filter checks its value here)
+            cl.queryset  # noqa: B018 (each filter checks its value here)
             since = cl.since
             since_value = request.GET.get(SINCE_VAR, "").strip() if since else ""
         except InvalidParams as exc:
