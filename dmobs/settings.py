@@ -266,7 +266,10 @@ INSTALLED_APPS.append("axes")
 MIDDLEWARE.append("axes.middleware.AxesMiddleware")  # last: turns a lockout into the page
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, the signed-in user read by one plain query (dmobs/auth.py).
+    # Sessions record their backend: those signed in through Django's own (before
+    # this was set) sign in again once.
+    "dmobs.auth.ModelBackend",
 ]
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 15))
