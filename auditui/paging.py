@@ -17,7 +17,9 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import Lookup, Q, QuerySet
 from django.db.models.expressions import Col
@@ -285,3 +287,30 @@ def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP, ordered: bool = False) -
     # With ``ordered`` each per-tenant branch keeps the order; their merge needs none.
     counted = page_query(qs if ordered else qs.order_by(), cap + 1, ordered=False).count()
     return min(counted, cap), counted > cap
+
+
+def capped_count_with(
+    qs: QuerySet, scalar_sql: str, *, cap: int = COUNT_CAP, ordered: bool = False
+) -> tuple[int, bool, Any]:
+    """``capped_count`` and the value of one more scalar query (SQL without
+    parameters, on the same database), in one round trip: a list page's count and
+    its filter choices' facet version (``auditui.query``). SQL stores only.
+
+    The counted subquery is the one ``capped_count`` has Django build (the ids of
+    at most ``cap + 1`` rows, per tenant branch where the page is), so the plan is
+    the same; the scalar is an InitPlan, run once.
+    """
+    counted = page_query(
+        (qs if ordered else qs.order_by()).values_list("pk"), cap + 1, ordered=False
+    )
+    try:
+        sql, params = counted.query.get_compiler(using=counted.db).as_sql()
+    except EmptyResultSet:  # e.g. an actor with entries in no tenant: nothing to count
+        sql, params = None, ()
+    with connections[counted.db].cursor() as cursor:
+        if sql is None:
+            cursor.execute(f"SELECT 0, ({scalar_sql})")
+        else:
+            cursor.execute(f"SELECT COUNT(*), ({scalar_sql}) FROM ({sql}) counted", params)
+        found, value = cursor.fetchone()
+    return min(found, cap), found > cap, value

@@ -48,6 +48,7 @@ from auditui.paging import (
     Page,
     after_in_time,
     capped_count,
+    capped_count_with,
     decode_cursor,
     encode_cursor,
     page_entries,
@@ -232,12 +233,25 @@ class AuditChangeList:
     def page(self, size: int = PAGE_SIZE) -> Page:
         return page_entries(self.listed, cursor=self.params.cursor, size=size)
 
-    def capped_count(self) -> tuple[int, bool]:
+    def capped_count(self, *, for_choices: bool = False) -> tuple[int, bool]:
+        """The screen's (capped) count. ``for_choices``: the page will show the filter
+        choices too, so the same round trip reads the facet table's version
+        (``_cached_facet_choices``) and ``choices()`` needs no query of its own
+        while the choices it keeps are current."""
         # Free text is found through the trigram index, unordered (paging.capped_count).
-        return capped_count(self.listed, ordered=not self.params.q)
+        ordered = not self.params.q
+        facets = facet_queryset(self.scope.queryset) if for_choices else None
+        if facets is None or facets.db != self.listed.db:
+            return capped_count(self.listed, ordered=ordered)
+        count, more, self._facet_version = capped_count_with(
+            self.listed, facet_version_sql(facets.db), ordered=ordered
+        )
+        return count, more
 
     def choices(self) -> FilterChoices:
-        return filter_choices(scope=self.scope)
+        return filter_choices(
+            scope=self.scope, facet_version=getattr(self, "_facet_version", PROBE)
+        )
 
     def entry(self, entry_id: str) -> AuditLog | None:
         return get_entry(scope=self.scope, entry_id=entry_id)
@@ -286,7 +300,11 @@ class FilterChoices:
     actor_tenants: dict[str, tuple[str | None, ...]] = field(default_factory=dict)
 
 
-def filter_choices(*, scope: Scope) -> FilterChoices:
+# ``filter_choices``' facet version when the caller has not read it: read it now.
+PROBE: Any = object()
+
+
+def filter_choices(*, scope: Scope, facet_version: int | None = PROBE) -> FilterChoices:
     """Dropdown choices, taken from the scope's own rows (never from other tenants).
 
     This is the one place choices are computed.
@@ -295,14 +313,17 @@ def filter_choices(*, scope: Scope) -> FilterChoices:
        picking one value does not hide the others; bounded by ``CHOICES_LIMIT``.
     2. Actors are keyed by id; the name shown is one of the names they used.
     3. Facet choices are reused while the facet table has not grown (see
-       ``_cached_facet_choices``).
+       ``_cached_facet_choices``); ``facet_version`` is the table's version when
+       the caller read it in this request already (``AuditChangeList.capped_count``).
     """
     facets = facet_queryset(scope.queryset)
     if facets is None:
         actions, resource_types, actors, actor_tenants = _choices(scope.queryset.order_by())
     else:
-        actions, resource_types, actors, actor_tenants = _cached_facet_choices(facets)
-    tenants = list(scope.tenants) if scope.tenants is not None else list(Tenant.objects.all())
+        actions, resource_types, actors, actor_tenants = _cached_facet_choices(
+            facets, facet_version
+        )
+    tenants = list(scope.tenants) if scope.tenants is not None else Tenant.objects.every()
     return FilterChoices(
         actions=actions,
         actors=actors,
@@ -372,10 +393,18 @@ _choices_cache: OrderedDict[tuple, tuple[int | None, float, tuple]] = OrderedDic
 _choices_lock = threading.Lock()
 
 
-def _cached_facet_choices(facets: QuerySet) -> tuple:
+def facet_version_sql(db: str) -> str:
+    """The facet table's version: its highest id (a scalar query without parameters)."""
+    quote = connections[db].ops.quote_name
+    meta = AuditFacet._meta
+    return f"SELECT MAX({quote(meta.pk.column)}) FROM {quote(meta.db_table)}"
+
+
+def _cached_facet_choices(facets: QuerySet, version: int | None = PROBE) -> tuple:
     sql, params = facets.query.sql_with_params()
     key = (facets.db, sql, repr(params))
-    version = AuditFacet.objects.using(facets.db).aggregate(v=Max("id"))["v"]
+    if version is PROBE:
+        version = AuditFacet.objects.using(facets.db).aggregate(v=Max("id"))["v"]
     now = monotonic()
     with _choices_lock:
         hit = _choices_cache.get(key)

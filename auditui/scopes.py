@@ -196,11 +196,9 @@ class DashboardScopeMixin(AuditScopeMixin):
 
     def get_memberships(self) -> list[Membership]:
         if not hasattr(self, "_memberships"):
-            self._memberships = list(
-                Membership.objects.filter(user=self.request.user)
-                .select_related("tenant")
-                .order_by("tenant__name", "tenant__pk")
-            )
+            # Read on every request (no copy kept): a membership removed or
+            # demoted elsewhere counts on the next one.
+            self._memberships = Membership.objects.of_user(self.request.user)
         return self._memberships
 
     def get_active_membership(self) -> Membership | None:

@@ -13,7 +13,8 @@ Environment: BENCH_ROWS, BENCH_DB (default dmobs_bench_<N>, one database per
 size so 1M and 10M runs can be repeated; the name must start with dmobs_bench),
 BENCH_REQUESTS (100), BENCH_WARMUP (5), BENCH_ADMIN_REQUESTS (20), BENCH_PORT
 (8765), BENCH_WRITER_ENTRIES (100000), BENCH_SKIP (comma list of: admin,
-lists, export, exports, writer, profile), BENCH_LOAD_ONLY=true (load the database and stop).
+lists, export, exports, writer, profile; vacuum: no VACUUM of a reused database),
+BENCH_LOAD_ONLY=true (load the database and stop).
 "exports" are issue 12's: the super admin's CSV of every entry and the Portal
 CSV of audit_load's 50-tenant reviewer, each checked complete against a direct
 query, then both at once while the tenant admin's list page is measured.
@@ -139,6 +140,9 @@ def load_rows() -> tuple[int, str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM audit_logs")
             (have,) = cursor.fetchone()
+    elif "vacuum" in SKIP:
+        # A database shared with another run that must not be written to.
+        say(f"reusing {have:,} entries in {DB} (not vacuumed: BENCH_SKIP has vacuum)")
     else:
         say(f"reusing {have:,} entries in {DB}")
         # As autovacuum would have by now (and audit_load does after a load): the
@@ -175,7 +179,7 @@ def _session_cookie(user) -> str:
 
     store = SessionStore()
     store[SESSION_KEY] = str(user.pk)
-    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[BACKEND_SESSION_KEY] = "dmobs.auth.ModelBackend"
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
@@ -911,6 +915,8 @@ def machine() -> str:
     )
 
 
+# Every list case: issue 16's p95 <= 20 ms, and issue 4's <= 30 ms (both shown).
+LIST_TARGET_MS = 20.0
 P95_TARGET_MS = 30.0
 SEARCH_TARGET_MS = 150.0
 DETAIL_TARGET_MS = 15.0
@@ -970,7 +976,10 @@ def report(
         elif case.startswith("Live-tail"):
             target = _verdict(p95 <= TAIL_TARGET_MS, f"p95 {p95 / TAIL_TARGET_MS:.1f}x 10")
         else:
-            target = _verdict(p95 <= P95_TARGET_MS, f"p95 {p95 / P95_TARGET_MS:.1f}x 30")
+            target = (
+                f"<= 20: {_verdict(p95 <= LIST_TARGET_MS, f'p95 {p95 / LIST_TARGET_MS:.1f}x 20')}"
+                f"; <= 30: {_verdict(p95 <= P95_TARGET_MS, f'p95 {p95 / P95_TARGET_MS:.1f}x 30')}"
+            )
         if peer:
             pm, pp = peer
             ratio = pp / p95

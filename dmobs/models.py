@@ -49,6 +49,29 @@ class User(AbstractUser):
         return refs[0] if len(refs) == 1 else None
 
 
+# The tenant fields the screens show (``created_at`` loads when read): what the
+# plain queries below select.
+TENANT_LISTED_FIELDS = ("id", "ref_id", "name", "slug", "plan")
+
+
+class TenantQuerySet(models.QuerySet):
+    def every(self) -> list[Tenant]:
+        """Every tenant, by name then id, in one plain query: the super admin's list
+        reads them on every request (its tenant filter and column), and the ORM's
+        building of the query cost more than running it (issue 16)."""
+        connection = connections[self.db]
+        if connection.vendor not in ("postgresql", "sqlite"):
+            return list(self.order_by("name", "pk"))
+        quote = connection.ops.quote_name
+        meta = self.model._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in TENANT_LISTED_FIELDS)
+        order = f"{quote(meta.get_field('name').column)}, {quote(meta.pk.column)}"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} ORDER BY {order}")
+            rows = cursor.fetchall()
+        return [self.model.from_db(self.db, TENANT_LISTED_FIELDS, row) for row in rows]
+
+
 class Tenant(models.Model):
     class Plan(models.TextChoices):
         FREE = "free", "Free"
@@ -64,11 +87,55 @@ class Tenant(models.Model):
     plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = TenantQuerySet.as_manager()
+
     class Meta:
         ordering = ("name",)
 
     def __str__(self) -> str:
         return self.name
+
+
+class MembershipQuerySet(models.QuerySet):
+    def of_user(self, user: User) -> list[Membership]:
+        """The user's memberships, each with its tenant, by tenant name then id.
+
+        One plain query: the Dashboard reads them on every request (list, live-tail
+        poll), and building this join and its order through the ORM cost more than
+        the query itself (issue 16). Tenant fields other than those of the screens
+        (``created_at``) load when read, as with ``only()``.
+        """
+        db = self.db
+        connection = connections[db]
+        if connection.vendor not in ("postgresql", "sqlite"):
+            return list(
+                self.filter(user=user).select_related("tenant").order_by("tenant__name", "tenant")
+            )
+        quote = connection.ops.quote_name
+        mem, ten = self.model._meta, Tenant._meta
+        tenant_fields = TENANT_LISTED_FIELDS
+        columns = [
+            f"m.{quote(mem.get_field(name).column)}" for name in ("id", "tenant", "role")
+        ] + [f"t.{quote(ten.get_field(name).column)}" for name in tenant_fields]
+        sql = (
+            f"SELECT {', '.join(columns)} FROM {quote(mem.db_table)} m "
+            f"JOIN {quote(ten.db_table)} t ON t.{quote(ten.pk.column)} = "
+            f"m.{quote(mem.get_field('tenant').column)} "
+            f"WHERE m.{quote(mem.get_field('user').column)} = %s "
+            f"ORDER BY t.{quote(ten.get_field('name').column)}, t.{quote(ten.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [user.pk])
+            rows = cursor.fetchall()
+        memberships = []
+        for row in rows:
+            membership = self.model.from_db(
+                db, ["id", "user_id", "tenant_id", "role"], (row[0], user.pk, row[1], row[2])
+            )
+            membership.tenant = Tenant.from_db(db, tenant_fields, row[3:])
+            membership.user = user
+            memberships.append(membership)
+        return memberships
 
 
 class Membership(models.Model):
@@ -79,6 +146,8 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [

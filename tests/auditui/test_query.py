@@ -294,3 +294,85 @@ def test_choices_follow_new_entries_at_once_and_are_reused_while_nothing_changes
         controls=frozenset(),
     )
     assert "quarantined" not in query.filter_choices(scope=other).actions
+
+
+def facet_probes(queries) -> list[str]:
+    return [q["sql"] for q in queries if "audit_facets" in q["sql"]]
+
+
+@pytest.mark.parametrize(
+    ("username", "app"), [("sarah", "dashboard"), ("rita", "portal"), ("root", "manage")]
+)
+def test_list_page_reads_count_and_facet_version_in_one_round_trip(world, client, username, app):
+    """A list page's filter choices still show a new action on the very next
+    request, while the facet table's version rides on the capped count's query
+    (PostgreSQL): no round trip of its own, no DISTINCT while nothing changed."""
+    client.force_login(world.users[username])
+    url = f"{LIST_URLS[app]}?range=all"
+    assert client.get(url).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(url).content.decode()
+    assert 'value="quarantined"' not in html
+    if connection.vendor == "postgresql":
+        (probe,) = facet_probes(queries)
+        assert "COUNT(" in probe.upper() and "LIMIT 1001" in probe.upper(), probe
+        assert not [q for q in queries if "DISTINCT" in q["sql"].upper()]
+    AuditLog.objects.bulk_create(
+        [
+            make_entry(
+                tenant=world.tenants["acme"],
+                actor=("agent", "agent-new-2", "Newcomer Bot"),
+                created_at=timezone.now(),
+                rng=random.Random(4),
+                action="quarantined",
+            )
+        ]
+    )
+    html = client.get(url).content.decode()
+    assert '<option value="quarantined">quarantined</option>' in html
+
+
+@pytest.mark.parametrize(
+    ("username", "app", "params"),
+    [
+        ("sarah", "dashboard", {}),
+        ("rita", "portal", {}),  # a merge of per-tenant walks
+        ("rita", "portal", {"action": "approved"}),
+        ("root", "manage", {"actor": "u-nobody-at-all"}),  # an actor of no tenant: no walk
+        ("root", "manage", {"actor_type": "agent"}),
+        ("sarah", "dashboard", {"q": "newsletter"}),  # free text: counted unordered
+    ],
+)
+def test_count_with_the_facet_version_counts_what_the_list_holds(
+    world, client, username, app, params
+):
+    client.force_login(world.users[username])
+    full = client.get(LIST_URLS[app], {**params, "range": "all"})
+    url = more_url(full)
+    ids = row_ids(full)
+    while url:
+        page = client.get(url, HTTP_HX_REQUEST="true")
+        ids += row_ids(page)
+        url = more_url(page)
+    html = full.content.decode()
+    assert ids or "u-nobody" in str(params)
+    assert f"<strong>{len(ids):,}</strong>" in html, len(ids)
+
+
+def test_every_tenant_for_the_super_admin_in_name_order(world, client):
+    """Manage's tenants (filter, column, actor labels) come from one plain query
+    (``Tenant.objects.every``), read on every request: a new tenant shows at once."""
+    from dmobs.models import Tenant
+
+    expected = list(Tenant.objects.order_by("name", "pk"))
+    got = Tenant.objects.every()
+    assert [(t.pk, t.ref_id, t.name, t.slug, t.plan) for t in got] == [
+        (t.pk, t.ref_id, t.name, t.slug, t.plan) for t in expected
+    ]
+    assert got[0].created_at == expected[0].created_at  # loads when read
+    client.force_login(world.users["root"])
+    Tenant.objects.create(name="Zeta Newco", slug="zeta-newco")
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(LIST_URLS["manage"]).content.decode()
+    assert '<option value="zeta-newco">Zeta Newco</option>' in html
+    assert len([q for q in queries if "dmobs_tenant" in q["sql"]]) == 1

@@ -6,11 +6,13 @@ import re
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.views import View
 
 from auditui.scopes import AuditScopeMixin, DashboardScopeMixin
-from dmobs.models import AuditLog
+from dmobs.models import AuditLog, Membership
 from tests.auditui.helpers import LIST_URLS, entries_by_id, ndjson_records, row_ids
 
 pytestmark = pytest.mark.django_db
@@ -299,3 +301,46 @@ def test_mixins_name_the_class_when_misconfigured(world):
         view.get_audit_queryset()
     with pytest.raises(ImproperlyConfigured, match=r"_Unknown.audit_app is 'nope'"):
         _Unknown().get_audit_app()
+
+
+def test_dashboard_reads_memberships_afresh_on_every_request(world, client):
+    """Memberships come from one plain query per request (``Membership.objects.of_user``),
+    never from a copy: removing or demoting one elsewhere counts on the next request."""
+    olga = world.users["olga"]
+    client.force_login(olga)
+    url = "/dashboard/settings/audit-log"
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    reads = [q["sql"] for q in queries if "dmobs_membership" in q["sql"]]
+    assert len(reads) == 1, reads
+    # The first tenant she administers, by name: Acme.
+    Membership.objects.filter(user=olga, tenant=world.tenants["acme"]).update(role="member")
+    response = client.get(url)
+    assert response.status_code == 200
+    assert world.tenants["initech"].name in response.content.decode()
+    Membership.objects.filter(user=olga).update(role="member")
+    assert client.get(url).status_code == 403
+    Membership.objects.filter(user=olga).delete()
+    assert client.get(url).status_code == 403
+
+
+def test_memberships_of_a_user_carry_their_tenants_in_name_order(world):
+    olga = world.users["olga"]
+    expected = list(
+        Membership.objects.filter(user=olga)
+        .select_related("tenant")
+        .order_by("tenant__name", "tenant__pk")
+    )
+    got = Membership.objects.of_user(olga)
+    assert [(m.pk, m.role, m.tenant_id) for m in got] == [
+        (m.pk, m.role, m.tenant_id) for m in expected
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        assert [(m.tenant.name, m.tenant.slug, m.tenant.ref_id) for m in got] == [
+            (m.tenant.name, m.tenant.slug, m.tenant.ref_id) for m in expected
+        ]
+        assert all(m.user_id == olga.pk for m in got)
+    assert not queries.captured_queries
+    # A field the screens do not show still loads, when read.
+    assert got[0].tenant.created_at == expected[0].tenant.created_at
+    assert Membership.objects.of_user(world.users["root"]) == []

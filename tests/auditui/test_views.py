@@ -259,3 +259,36 @@ def test_option_templates_escape_values_label_and_mark_the_selected_one():
         '<option value="x">x</option><option value="7d" selected>Last 7 days</option>'
         '<option value="&#34;&gt;&lt;b&gt;">&lt;b&gt;</option>'
     )
+
+
+def actor_options(html: str) -> dict[str, str]:
+    """The actor control's options: value -> the whole <option> tag and label."""
+    select = html.split('<select id="f-actor"', 1)[1].split("</select>", 1)[0]
+    return dict(re.findall(r'<option value="([^"]+)"([^>]*>[^<]*)</option>', select))
+
+
+def test_actor_options_follow_tenant_names_filters_and_selection_at_once(world, client):
+    """The actor options' markup is kept per process for identical inputs
+    (views.actor_options_markup): a renamed tenant, another tenant filter or
+    another selected actor must each show on the very next request."""
+    client.force_login(world.users["root"])
+    url = LIST_URLS["manage"]
+    first = actor_options(client.get(url).content.decode())
+    assert first and all("Acme Renamed" not in option for option in first.values())
+    assert client.get(url).content.decode().count("<option") > len(first)  # served again
+    acme = world.tenants["acme"]
+    acme.name = "Acme Renamed"
+    acme.save()
+    renamed = actor_options(client.get(url).content.decode())
+    assert renamed.keys() == first.keys()
+    assert any("Acme Renamed" in option for option in renamed.values())
+
+    filtered = actor_options(client.get(url, {"tenant": "globex"}).content.decode())
+    globex_only = {a for a, option in filtered.items() if " hidden" not in option}
+    assert globex_only and globex_only < filtered.keys()
+    acme_actor = next(a for a in filtered if a not in globex_only)
+    chosen = actor_options(
+        client.get(url, {"tenant": "globex", "actor": acme_actor}).content.decode()
+    )
+    assert " hidden" not in chosen[acme_actor] and " selected" in chosen[acme_actor]
+    assert " selected" not in filtered[acme_actor]

@@ -87,7 +87,7 @@ user, _ = User.objects.get_or_create(
 )
 store = SessionStore()
 store[SESSION_KEY] = str(user.pk)
-store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+store[BACKEND_SESSION_KEY] = "dmobs.auth.ModelBackend"
 store[HASH_SESSION_KEY] = user.get_session_auth_hash()
 store.create()
 print(f"{settings.SESSION_COOKIE_NAME}={store.session_key}")
