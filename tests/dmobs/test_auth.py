@@ -9,22 +9,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dmobs.auth import ModelBackend
-from dmobs.models import Membership, Tenant, User
+from dmobs.models import User
+from tests.dmobs.accounts import LIST, PASSWORD, tenant_admin
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "pw-long-enough-1"
-LIST = "/dashboard/settings/audit-log"
 
 
 @pytest.fixture
 def sarah():
-    tenant = Tenant.objects.create(name="Acme", slug="acme")
-    user = User.objects.create_user(
-        "sarah", password=PASSWORD, first_name="Sarah", time_zone="Europe/Berlin"
-    )
-    Membership.objects.create(user=user, tenant=tenant, role="admin")
-    return user
+    return tenant_admin(time_zone="Europe/Berlin")
 
 
 def test_sign_in_records_this_backend():

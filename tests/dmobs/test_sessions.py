@@ -13,20 +13,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dmobs.models import Membership, Tenant, User
+from tests.dmobs.accounts import LIST, PASSWORD, tenant_admin
 
 pytestmark = pytest.mark.django_db
-
-PASSWORD = "pw-long-enough-1"
-LIST = "/dashboard/settings/audit-log"
 
 
 @pytest.fixture
 def sarah():
-    tenant = Tenant.objects.create(name="Acme", slug="acme")
-    user = User.objects.create_user("sarah", password=PASSWORD, first_name="Sarah")
-    Membership.objects.create(user=user, tenant=tenant, role="admin")
-    return user
+    return tenant_admin()
 
 
 def signed_in(client) -> str:
