@@ -10,16 +10,14 @@ import copy
 import http.server
 import json
 import shutil
-import subprocess
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from ruamel.yaml import YAML
 
 from tests.obs_helpers import free_port
+from tests.ops.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = ROOT / "ops" / "prometheus"
@@ -34,45 +32,19 @@ needs_blackbox = pytest.mark.skipif(
 )
 
 
-class BlackboxExporter:
+class BlackboxExporter(ServerProcess):
+    name = "blackbox exporter"
+
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.log = open(workdir / "blackbox.log", "w+b")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                BLACKBOX,
-                f"--config.file={BLACKBOX_CONFIG}",
-                f"--web.listen-address={self.address}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise AssertionError(f"blackbox exporter exited: {self.log.read().decode()}")
-            try:
-                with urllib.request.urlopen(f"http://{self.address}/-/healthy", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("the blackbox exporter did not come up")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        argv = [
+            BLACKBOX,
+            f"--config.file={BLACKBOX_CONFIG}",
+            f"--web.listen-address={self.address}",
+            "--log.level=warn",
+        ]
+        super().__init__(argv, workdir=workdir, health_url=f"http://{self.address}/-/healthy")
 
 
 class ApiStandIn:

@@ -12,8 +12,6 @@ extracted from the dashboard JSON files, so a panel added later is checked too.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -30,8 +28,6 @@ from tests.bullmq_helpers import REDIS_URL, bullmq_prefix, make_jobs
 from tests.obs_helpers import free_port
 from tests.ops.blackbox import ApiStandIn, BlackboxExporter, needs_blackbox, uptime_jobs
 from tests.ops.test_prometheus import (
-    ALERTS,
-    PROMETHEUS,
     PrometheusServer,
     dashboard_queries,
     grafana_to_promql,
@@ -48,36 +44,18 @@ class TwoJobPrometheus(PrometheusServer):
     (and ``probes``: the uptime jobs through the blackbox exporter)."""
 
     def __init__(self, *, target: str, workdir: Path, probes: list[dict] = ()):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         static = [{"targets": [target], "labels": {"service": "dmobs"}}]
-        config = {
-            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-            "rule_files": [str(ALERTS)],
-            "scrape_configs": [
-                {"job_name": "dmobs", "static_configs": static},
-                {
-                    "job_name": "dmobs-platform",
-                    "metrics_path": "/metrics/platform",
-                    "static_configs": static,
-                },
-                *probes,
-            ],
-        }
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(json.dumps(config))
-        self.log = open(workdir / "prometheus.log", "w+b")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--enable-feature=exemplar-storage",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        scrape_configs = [
+            {"job_name": "dmobs", "static_configs": static},
+            {
+                "job_name": "dmobs-platform",
+                "metrics_path": "/metrics/platform",
+                "static_configs": static,
+            },
+            *probes,
+        ]
+        super().__init__(
+            scrape_configs=scrape_configs, workdir=workdir, features=("exemplar-storage",)
         )
 
 

@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 
 from dmobs.audit import audit_log
 from tests.obs_helpers import free_port
+from tests.ops.process import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 OPS = ROOT / "ops"
@@ -79,51 +80,42 @@ def test_there_are_queries_to_check():
     }
 
 
-class PrometheusServer:
-    def __init__(self, *, target: str, workdir: Path, features: tuple[str, ...] = ()):
+class PrometheusServer(ServerProcess):
+    name = "prometheus"
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        target: str = "",
+        scrape_configs: list[dict] | None = None,
+        features: tuple[str, ...] = (),
+    ):
+        """Scrapes the app at ``target`` every 500 ms, or the given ``scrape_configs``,
+        with the committed alert rules."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if scrape_configs is None:
+            static = [{"targets": [target], "labels": {"service": "dmobs"}}]
+            scrape_configs = [
+                {"job_name": "dmobs", "scrape_interval": "500ms", "static_configs": static}
+            ]
         config = {
             "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
             "rule_files": [str(ALERTS)],
-            "scrape_configs": [
-                {
-                    "job_name": "dmobs",
-                    "scrape_interval": "500ms",
-                    "static_configs": [{"targets": [target], "labels": {"service": "dmobs"}}],
-                }
-            ],
+            "scrape_configs": scrape_configs,
         }
         config_path = workdir / "prometheus.yml"
         config_path.write_text(json.dumps(config))  # JSON is YAML
-        self.log = open(workdir / "prometheus.log", "w+b")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-                *(f"--enable-feature={feature}" for feature in features),
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise AssertionError(f"prometheus exited: {self.log.read().decode()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError("prometheus did not become ready")
+        argv = [
+            PROMETHEUS,
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+            *(f"--enable-feature={feature}" for feature in features),
+        ]
+        super().__init__(argv, workdir=workdir, health_url=f"{self.url}/-/ready")
 
     def api(self, path: str, **params: str) -> dict:
         url = f"{self.url}/api/v1/{path}"
@@ -137,15 +129,6 @@ class PrometheusServer:
 
     def query(self, expr: str) -> dict:
         return self.api("query", query=expr)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.live_helpers import Gunicorn, child_env, get
-from tests.obs_helpers import free_port
 from tests.ops.blackbox import (
     BLACKBOX,
     BLACKBOX_CONFIG,
@@ -31,7 +30,6 @@ from tests.ops.blackbox import (
 from tests.ops.test_prometheus import (
     ALERTS,
     DASHBOARD_DIR,
-    PROMETHEUS,
     PrometheusServer,
     needs_prometheus,
 )
@@ -44,27 +42,7 @@ class ProbingPrometheus(PrometheusServer):
     """A real Prometheus with the given scrape jobs and the committed alert rules."""
 
     def __init__(self, *, scrape_configs: list[dict], workdir: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "500ms", "evaluation_interval": "500ms"},
-            "rule_files": [str(ALERTS)],
-            "scrape_configs": scrape_configs,
-        }
-        config_path = workdir / "prometheus.yml"
-        config_path.write_text(json.dumps(config))
-        self.log = open(workdir / "prometheus.log", "w+b")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={workdir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--log.level=warn",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(scrape_configs=scrape_configs, workdir=workdir)
 
 
 def uptime_panels() -> dict[str, str]:
