@@ -320,11 +320,14 @@ class Chunk:
     # of whose cells holds a mark.
     in_python: Callable[[], bytes]
     last: Cursor | None = None  # the last row's position
+    written: bytes | None = None  # the CSV already (the rest of a range, ``_range_chunks``)
 
 
 def _chunk_bytes(chunk: Chunk) -> bytes:
     """One chunk's CSV: PostgreSQL's records, the flagged JSON cells masked in
     place by ``_json_cell`` (``dmobs.vocabulary``), then guarded and quoted."""
+    if chunk.written is not None:
+        return chunk.written
     # The pieces between JSON marks: the object cells are every second one.
     pieces = chunk.records.split(_JSON_MARK)
     if not _well_marked(chunk.records, len(pieces) - 1, chunk.rows):
@@ -360,9 +363,10 @@ def csv_chunks(
     """The header, then the CSV bytes (UTF-8) of each keyset chunk of ``qs``
     (newest first); ``on_rows`` is told each chunk's row count as it is handed on.
 
-    With ``read_ahead`` (the default outside a transaction) a helper thread reads
-    the next chunk on its own connection while this one formats the current one,
-    so the database's time per row overlaps with Python's instead of adding to it.
+    With ``read_ahead`` (the default outside a transaction) helper threads read
+    two chunks at once on connections of the export's own (``_ranged_chunks``)
+    while another formats the one before, so the database's time per row
+    overlaps with Python's instead of adding to it.
     Inside a transaction the chunks are read here, where that transaction's view
     of the data is. Before each chunk is read, the export gives way to the
     server's other requests (``dmobs.foreground``).
@@ -416,14 +420,19 @@ _AT_ID = "\x1fkeyset-id\x1f"
 GIVE_WAY_SECONDS = 1.0
 
 
+def _text_columns(qs: QuerySet) -> QuerySet:
+    """``qs`` with the JSON and time columns as PostgreSQL's text (``_ANNOTATIONS``)."""
+    return qs.annotate(
+        **{name: RawSQL(sql, [], output_field=TextField()) for name, sql in _ANNOTATIONS.items()}
+    )
+
+
 def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
     """Chunks of up to ``chunk_rows`` rows as ``_line_sql`` writes them. Before
     each read after the first, the export waits while other requests of the
     server are in flight (``foreground.wait_for_quiet``): the chunk's query would
     take a core of PostgreSQL's for tens of milliseconds from them."""
-    columns = qs.annotate(
-        **{name: RawSQL(sql, [], output_field=TextField()) for name, sql in _ANNOTATIONS.items()}
-    )
+    columns = _text_columns(qs)
     refs = _walks(columns)
     if refs == []:
         return  # no tenant can match
@@ -439,7 +448,7 @@ def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
                 after_cursor(columns, Cursor(_AT_TIME, _AT_ID)), chunk_rows, refs
             )
             sql, template = rest
-            params = [_position_value(p, cursor) for p in template]
+            params = _range_params(template, cursor, None)
         records, rows, last_time, last_id = _fetch_chunk(qs.db, _line_sql(sql), params)
         if not rows:
             return
@@ -450,14 +459,6 @@ def _keyset_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
         if rows < chunk_rows:
             return
         cursor = last
-
-
-def _position_value(param: object, cursor: Cursor) -> object:
-    if isinstance(param, datetime) and param == _AT_TIME:
-        return cursor.created_at
-    if isinstance(param, str) and param == _AT_ID:
-        return cursor.id
-    return param
 
 
 # --- Two chunks at once ---------------------------------------------------------
@@ -517,9 +518,7 @@ def _ranged_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
     """The chunks of ``_keyset_chunks``, two read at once (``_RangeReader``); the
     boundaries are found on this thread's connection. Before each chunk after the
     first, the export gives way to the server's other requests."""
-    columns = qs.annotate(
-        **{name: RawSQL(sql, [], output_field=TextField()) for name, sql in _ANNOTATIONS.items()}
-    )
+    columns = _text_columns(qs)
     refs = _walks(columns)
     if refs == []:
         return  # no tenant can match
@@ -547,19 +546,17 @@ def _ranged_chunks(qs: QuerySet, chunk_rows: int) -> Iterator[Chunk]:
             sql, template = reads[(start is None, end is not None)]
             read = reader.submit(_line_sql(sql), _range_params(template, start, end))
             pending.append((start, end, read))
+            # One range is read while the next one is; the last one (no end) alone.
+            while len(pending) > (0 if end is None else 1):
+                chunk = None
+                for chunk in _range_chunks(columns, limit, *pending.popleft()):
+                    yield chunk
             if end is not None:
                 start = end
-                while len(pending) > 1:  # one range read while the next one is
-                    yield from _range_chunks(columns, limit, *pending.popleft())
                 continue
-            last = None
-            while pending:
-                for chunk in _range_chunks(columns, limit, *pending.popleft()):
-                    last = chunk
-                    yield chunk
-            if last is None or last.rows < limit:
+            if chunk is None or chunk.rows < limit:
                 return
-            start = last.last  # the open range held more than one read takes
+            start = chunk.last  # the open last range held more than one read takes
     finally:
         reader.close()
 
@@ -576,7 +573,7 @@ def _range_chunks(
     yield Chunk(records, rows, functools.partial(_python_range_bytes, columns, start, last), last)
     if end is not None and rows == limit and last != end:
         written, rest = _python_range(columns, last, end)
-        yield Chunk(b"", rest, lambda: written, end)
+        yield Chunk(b"", rest, lambda: written, end, written=written)
 
 
 # A range's rows are read by a bitmap scan: its heap pages in the table's order,

@@ -285,8 +285,13 @@ def capped_count(qs: QuerySet, *, cap: int = COUNT_CAP, ordered: bool = False) -
     # Per tenant when one index cannot serve the whole filter (see tenant_branches):
     # a LIMIT alone does not bound the work when the matches are rare.
     # With ``ordered`` each per-tenant branch keeps the order; their merge needs none.
-    counted = page_query(qs if ordered else qs.order_by(), cap + 1, ordered=False).count()
+    counted = _counted(qs, cap, ordered=ordered).count()
     return min(counted, cap), counted > cap
+
+
+def _counted(qs: QuerySet, cap: int, *, ordered: bool) -> QuerySet:
+    """At most ``cap + 1`` rows of ``qs``: what a capped count counts."""
+    return page_query(qs if ordered else qs.order_by(), cap + 1, ordered=False)
 
 
 def capped_count_with(
@@ -300,9 +305,7 @@ def capped_count_with(
     at most ``cap + 1`` rows, per tenant branch where the page is), so the plan is
     the same; the scalar is an InitPlan, run once.
     """
-    counted = page_query(
-        (qs if ordered else qs.order_by()).values_list("pk"), cap + 1, ordered=False
-    )
+    counted = _counted(qs.values_list("pk"), cap, ordered=ordered)
     try:
         sql, params = counted.query.get_compiler(using=counted.db).as_sql()
     except EmptyResultSet:  # e.g. an actor with entries in no tenant: nothing to count
