@@ -28,6 +28,8 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
+from django.template import engines
+from django.template.context import make_context
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -98,9 +100,26 @@ def is_fragment_request(request: HttpRequest) -> bool:
     return bool(htmx) and not htmx.history_restore_request
 
 
+def render_page(
+    request: HttpRequest, template_name: str, context: dict, status: int | None = None
+) -> HttpResponse:
+    """``render()`` for the screens' Django templates, with the template context let
+    go at once. Django's ``RequestContext`` refers to itself (each ``ContextDict``
+    points back at it), so what it holds (the page's rows, entries, choices) would
+    otherwise wait for the cycle collector: a collection of ~20,000 objects every few
+    dozen list pages, the slowest request of each run (bench/NOTES.md)."""
+    template = engines["django"].get_template(template_name)
+    page = make_context(context, request, autoescape=template.backend.engine.autoescape)
+    try:
+        content = template.template.render(page)
+    finally:
+        page.dicts.clear()
+    return HttpResponse(content, status=status)
+
+
 def bad_request(request: HttpRequest, message: str, *, fragment: bool = False) -> HttpResponse:
     template = "auditui/_error.html" if fragment else "400.html"
-    response = render(request, template, {"message": message}, status=400)
+    response = render_page(request, template, {"message": message}, status=400)
     patch_vary_headers(response, ("HX-Request",))
     return response
 
@@ -270,6 +289,11 @@ def period_label(params: Params) -> str:
 
 class AuditScreenMixin:
     """URLs and shared context of one app's screen (used with a scope mixin)."""
+
+    def head(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # Declared, so Django's View.setup() does not store ``self.head = self.get``:
+        # a bound method of the view on the view is a reference cycle per request.
+        return self.get(request, *args, **kwargs)
 
     def app_url(self, name: str, *args: str) -> str:
         return reverse(f"{self.get_audit_app().name}:{name}", args=args)
@@ -528,7 +552,7 @@ class AuditListView(AuditScreenMixin, View):
                     qualified_keys=QUALIFIED_KEYS,
                     live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
                 )
-        response = render(request, template, context)
+        response = render_page(request, template, context)
         if fragment:
             search_sync_headers(response, list_url, params)
         patch_vary_headers(response, ("HX-Request",))
@@ -648,7 +672,7 @@ class AuditDetailView(AuditScreenMixin, View):
             "filter_tenant_url": filters.tenant(entry, tenants),
         }
         template = "auditui/_detail.html" if fragment else "auditui/detail.html"
-        response = render(request, template, context)
+        response = render_page(request, template, context)
         patch_vary_headers(response, ("HX-Request",))
         return response
 
@@ -745,7 +769,7 @@ class AuditHistoryView(AuditScreenMixin, View):
                 )
             )
         else:
-            response = render(request, "auditui/history.html", context)
+            response = render_page(request, "auditui/history.html", context)
         patch_vary_headers(response, ("HX-Request",))
         return response
 
