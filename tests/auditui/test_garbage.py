@@ -21,7 +21,9 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 
 from dmobs.models import AuditLog, Tenant
 from tests.auditui.helpers import ENTRY_ROW_RE, LIST_URLS
@@ -80,6 +82,19 @@ def cyclic_garbage(serve_once) -> list:
 
 
 @pytest.fixture
+def handler():
+    """Django's WSGI handler, as gunicorn calls it; as with the test client, the
+    connection is kept open across requests (it holds the test's transaction)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
 def signed_in(world, client):
     def _cookie(username: str) -> str:
         client.force_login(world.users[username])
@@ -100,9 +115,8 @@ def signed_in(world, client):
     ids=["manage", "dashboard", "portal", "manage-fragment"],
 )
 def test_a_list_page_leaves_its_rows_to_reference_counting(
-    world, signed_in, username, app, suffix, headers
+    world, handler, signed_in, username, app, suffix, headers
 ):
-    handler = WSGIHandler()
     cookie = signed_in(username)
     path = LIST_URLS[app] + suffix
     body = serve(handler, path, cookie, headers)  # warm: caches filled, imports done
@@ -116,8 +130,7 @@ def test_a_list_page_leaves_its_rows_to_reference_counting(
     assert len(garbage) <= REQUEST_CYCLE_LIMIT, kinds.most_common(10)
 
 
-def test_an_entry_page_and_a_resource_history_leave_no_entry_in_cycles(world, signed_in):
-    handler = WSGIHandler()
+def test_an_entry_page_and_a_resource_history_leave_no_entry_in_cycles(world, handler, signed_in):
     cookie = signed_in("root")
     entry = world.entries[0]
     detail = f"{LIST_URLS['manage']}/{entry.pk}/"
