@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from django.contrib.auth import backends, get_user_model
 from django.core.exceptions import ValidationError
-from django.db import connections, router
+from django.db import router
+
+from dmobs.plainsql import sql_connection
 
 
 class ModelBackend(backends.ModelBackend):
     def get_user(self, user_id):
         model = get_user_model()
         alias = router.db_for_read(model)
-        connection = connections[alias]
-        if connection.vendor not in ("postgresql", "sqlite"):
+        connection = sql_connection(alias)
+        if connection is None:
             return super().get_user(user_id)
         try:
             pk = model._meta.pk.to_python(user_id)

@@ -16,6 +16,7 @@ from django.db.models.sql import Query
 
 from dmobs.fields import ObjectIdHexField, PlatformRefField, tolerant_converter
 from dmobs.ids import new_object_id
+from dmobs.plainsql import sql_connection
 from dmobs.querying import TextSearch, index_friendly
 from dmobs.records import PermanentEntryError
 from dmobs.vocabulary import ACTOR_TYPES
@@ -59,8 +60,8 @@ class TenantQuerySet(models.QuerySet):
         """Every tenant, by name then id, in one plain query: the super admin's list
         reads them on every request (its tenant filter and column), and the ORM's
         building of the query cost more than running it (issue 16)."""
-        connection = connections[self.db]
-        if connection.vendor not in ("postgresql", "sqlite"):
+        connection = sql_connection(self.db)
+        if connection is None:
             return list(self.order_by("name", "pk"))
         quote = connection.ops.quote_name
         meta = self.model._meta
@@ -106,8 +107,8 @@ class MembershipQuerySet(models.QuerySet):
         (``created_at``) load when read, as with ``only()``.
         """
         db = self.db
-        connection = connections[db]
-        if connection.vendor not in ("postgresql", "sqlite"):
+        connection = sql_connection(db)
+        if connection is None:
             return list(
                 self.filter(user=user).select_related("tenant").order_by("tenant__name", "tenant")
             )

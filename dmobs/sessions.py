@@ -14,8 +14,10 @@ expired in the database is gone for every worker on its very next request.
 from __future__ import annotations
 
 from django.contrib.sessions.backends import db
-from django.db import connections, router
+from django.db import router
 from django.utils import timezone
+
+from dmobs.plainsql import sql_connection
 
 _FIELDS = ("session_key", "session_data", "expire_date")
 
@@ -23,9 +25,8 @@ _FIELDS = ("session_key", "session_data", "expire_date")
 class SessionStore(db.SessionStore):
     def _get_session_from_db(self):
         model = self.model
-        alias = router.db_for_read(model)
-        connection = connections[alias]
-        if connection.vendor not in ("postgresql", "sqlite"):
+        connection = sql_connection(router.db_for_read(model))
+        if connection is None:
             return super()._get_session_from_db()
         quote = connection.ops.quote_name
         meta = model._meta
