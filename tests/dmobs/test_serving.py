@@ -1,5 +1,5 @@
 """The app as gunicorn serves it (dmobs/gunicorn.conf.py), on a database of this
-module's own: issue 12, findings 3 and 7.
+module's own: issue 12, findings 3 and 7, and the workers' collector (issue 16).
 
 - Started without DJANGO_SETTINGS_MODULE it serves (it answered 500 to everything).
 - A CSV export that lasts longer than the worker timeout (a client reading
@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import http.client
 import io
+import json
 import os
 import secrets
 import socket
@@ -138,11 +139,11 @@ def served_db(tmp_path_factory) -> Iterator[ServedDb]:
 class Gunicorn:
     """gunicorn with the project's config file, one worker, on a free port."""
 
-    def __init__(self, env: dict[str, str], *args: str):
+    def __init__(self, env: dict[str, str], *args: str, config: str = "dmobs/gunicorn.conf.py"):
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn", "-c", "dmobs/gunicorn.conf.py",
+                sys.executable, "-m", "gunicorn", "-c", config,
                 "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "--no-control-socket",
                 *args, "dmobs.wsgi",
             ],
@@ -195,6 +196,53 @@ def test_gunicorn_without_django_settings_module_serves(served_db, tmp_path):
         log = server.stop()
     assert [status for status, _body in answers] == [200, 200, 200], log[-3000:]
     assert b"<form" in answers[1][1]
+
+
+# The project's gunicorn settings, plus a hook that reports the worker's collector
+# after every request (what the worker froze, its threshold, collections so far).
+GC_REPORTING_CONFIG = """
+import gc, json, runpy
+globals().update(
+    {{k: v for k, v in runpy.run_path({conf!r}).items() if not k.startswith("__")}}
+)
+
+def post_request(worker, req, environ, resp):
+    with open({report!r}, "a") as out:
+        out.write(json.dumps({{
+            "frozen": gc.get_freeze_count(),
+            "threshold": gc.get_threshold()[0],
+            "young_collections": gc.get_stats()[0]["collections"],
+        }}) + "\\n")
+"""
+
+
+def test_workers_freeze_the_app_and_list_pages_leave_the_collector_idle(served_db, tmp_path):
+    """The workers move the loaded app out of the collector's sight and collect the
+    young generation every 20,000 allocations (dmobs/gunicorn.conf.py); a list page
+    leaves so little in reference cycles (auditui.views.render_page) that 150 of
+    them fill it at most once. When the page's rows were left in cycles, 150 pages
+    made four or five collections of ~20,000 objects each (bench/NOTES.md)."""
+    report = tmp_path / "gc.jsonl"
+    config = tmp_path / "gunicorn_gc.conf.py"
+    config.write_text(
+        GC_REPORTING_CONFIG.format(
+            conf=str(ROOT / "dmobs" / "gunicorn.conf.py"), report=str(report)
+        )
+    )
+    server = Gunicorn(_env(tmp_path, served_db.url), config=str(config))
+    try:
+        statuses = [server.get("/manage/audit?range=all", served_db.cookie)[0] for _ in range(160)]
+    finally:
+        log = server.stop()
+    assert set(statuses) == {200}, log[-3000:]
+    seen = [json.loads(line) for line in report.read_text().splitlines()]
+    assert len(seen) == 160
+    assert all(s["frozen"] > 50_000 for s in seen), seen[0]
+    assert {s["threshold"] for s in seen} == {20_000}
+    # After ten pages (first-use caches filled), 150 more.
+    assert seen[-1]["young_collections"] - seen[9]["young_collections"] <= 1, [
+        s["young_collections"] for s in seen
+    ]
 
 
 class SlowDownload(threading.Thread):
