@@ -155,7 +155,7 @@ class ChipContext:
     """What a filter's chip may need besides the params: the scope and the shown rows."""
 
     scope: Scope
-    rows: list  # views.Row: row.entry is the AuditLog
+    rows: list  # auditui.rows.Row: row.entry is the AuditLog
 
 
 @dataclass(frozen=True)
