@@ -241,9 +241,13 @@ def test_an_inbound_request_and_its_outgoing_calls_are_one_trace(stack):
         assert (version, trace) == ("00", trace_id), path
         assert int(flags, 16) & 1, path  # sampled
 
-    spans = stack.otlp.wait_for(
-        lambda s: len([x for x in s if x.trace_id == trace_id and x.kind == "CLIENT"]) >= 2
-    )
+    # The server span ends after the response is sent, so it may arrive in a later
+    # batch than the two client spans: wait for all three.
+    def whole_trace(spans) -> bool:
+        kinds = [x.kind for x in spans if x.trace_id == trace_id]
+        return kinds.count("CLIENT") >= 2 and "SERVER" in kinds
+
+    spans = stack.otlp.wait_for(whole_trace)
     in_trace = [s for s in spans if s.trace_id == trace_id]
     (server,) = [s for s in in_trace if s.kind == "SERVER"]
     clients = [s for s in in_trace if s.kind == "CLIENT"]
