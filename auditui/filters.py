@@ -471,14 +471,14 @@ class PeriodFilter(Filter):
 
 
 SEARCH = SearchFilter(
-    key="q", label="Search", control="auditui/controls/search.html", max_length=MAX_SEARCH
+    key="q", label="Search", control="auditui/controls/search.jinja", max_length=MAX_SEARCH
 )
 TENANT = TenantFilter(
     key="tenant",
     label="Tenant",
     qualifier="tenant",
     facet="tenant_id",
-    control="auditui/controls/tenant.html",
+    control="auditui/controls/tenant.jinja",
     max_length=100,
 )
 ACTION = Filter(
@@ -486,21 +486,21 @@ ACTION = Filter(
     label="Action",
     qualifier="action",
     facet="action",
-    control="auditui/controls/action.html",
+    control="auditui/controls/action.jinja",
 )
 ACTOR = RefFilter(
     key="actor",
     label="Actor",
     qualifier="actor",
     facet="actor_id",
-    control="auditui/controls/actor.html",
+    control="auditui/controls/actor.jinja",
 )
 ACTOR_TYPE = ChoiceFilter(
     key="actor_type",
     label="Actor type",
     qualifier="type",
     facet="actor_type",
-    control="auditui/controls/actor_type.html",
+    control="auditui/controls/actor_type.jinja",
     choices=ACTOR_TYPES,
     max_length=16,
 )
@@ -509,7 +509,7 @@ RESOURCE_TYPE = ResourceTypeFilter(
     label="Resource type",
     qualifier="resource",
     facet="resource_type",
-    control="auditui/controls/resource_type.html",
+    control="auditui/controls/resource_type.jinja",
 )
 RESOURCE_ID = ResourceIdFilter(
     key="resource_id", label="Resource id", facet="resource_id", max_length=128
@@ -517,7 +517,7 @@ RESOURCE_ID = ResourceIdFilter(
 TRACE = TraceFilter(key="trace", label="Trace", qualifier="trace", facet="trace_id", max_length=32)
 ENTRY = EntryFilter(key="id", field="entry_id", label="Entry", qualifier="id", max_length=64)
 PERIOD = PeriodFilter(
-    key="range", label="Period", qualifier="created", control="auditui/controls/period.html"
+    key="range", label="Period", qualifier="created", control="auditui/controls/period.jinja"
 )
 
 # The order of the controls on the list and of the chips above the results.

@@ -48,11 +48,16 @@ class TenantPicker:
 
     memberships: tuple[Membership, ...]
     active: Tenant
-    template: str = "auditui/_tenant_switch.html"
+    template: str = "auditui/_tenant_switch.jinja"
 
     @property
     def shown(self) -> bool:
         return len(self.memberships) > 1
+
+    @property
+    def action_url(self) -> str:
+        """Where the switch posts (the Dashboard's tenant view)."""
+        return reverse("dashboard:tenant")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from auditui.filters import (
     TENANT,
     resolve_tenant,
 )
+from auditui.integrity import integrity_url
 from auditui.paging import CURSOR_VAR, SINCE_VAR, Cursor, encode_cursor, entries_since, iter_entries
 from auditui.query import (
     AuditChangeList,
@@ -282,10 +283,7 @@ class AuditListView(AuditScreenMixin, View):
                 tail_twin_url=f"{list_url}?{params.query_string(since=tail_cursor)}",
                 since=since_value if since is not None else "",
             )
-            if fragment:
-                template = "auditui/_results.html"
-            else:
-                template = "auditui/list.html"
+            if not fragment:
                 context.update(
                     choices=choices,
                     tenant_choices=self.tenant_choices(choices, scope),
@@ -310,10 +308,14 @@ class AuditListView(AuditScreenMixin, View):
                     box_text=box_text(params),
                     qualified_keys=QUALIFIED_KEYS,
                     live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
+                    verify_url=integrity_url(scope) or "",
                 )
-        response = render_page(request, template, context)
         if fragment:
+            # The results alone (htmx): Jinja2 through and through, no Django template.
+            response = HttpResponse(render_fragment("auditui/_results.jinja", context, request))
             search_sync_headers(response, list_url, params)
+        else:
+            response = render_page(request, "auditui/list.html", context)
         patch_vary_headers(response, ("HX-Request",))
         return response
 

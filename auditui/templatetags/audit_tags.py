@@ -33,8 +33,15 @@ def fragment(template_name: str, **context) -> SafeString:
     return render_fragment(template_name, context)
 
 
-def render_fragment(template_name: str, context: dict) -> SafeString:
+@register.simple_tag(takes_context=True)
+def jinja(context, template_name: str) -> SafeString:
+    """``{% jinja "auditui/_list.jinja" %}``: a page's content rendered by the Jinja2
+    backend with the page's whole context (and its request: ``csrf_input``)."""
+    return render_fragment(template_name, context.flatten(), request=context.get("request"))
+
+
+def render_fragment(template_name: str, context: dict, request=None) -> SafeString:
     """A Jinja2 template's output, as safe markup for a Django template: Jinja2
     escaped every value while rendering it (Django's backend does not mark it)."""
-    html = engines["jinja2"].get_template(template_name).render(context)
+    html = engines["jinja2"].get_template(template_name).render(context, request=request)
     return mark_safe(html)  # noqa: S308 - output of an autoescaped template
