@@ -42,6 +42,8 @@ def jinja(context, template_name: str) -> SafeString:
 
 def render_fragment(template_name: str, context: dict, request=None) -> SafeString:
     """A Jinja2 template's output, as safe markup for a Django template: Jinja2
-    escaped every value while rendering it (Django's backend does not mark it)."""
+    escaped every value while rendering it (Django's backend does not mark it).
+    With ``request``, the backend adds ``request``, ``csrf_input`` and ``csrf_token``
+    to ``context`` (it writes them into the dict it is given)."""
     html = engines["jinja2"].get_template(template_name).render(context, request=request)
     return mark_safe(html)  # noqa: S308 - output of an autoescaped template
