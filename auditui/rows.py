@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
 
+from auditui.diff import DiffView
 from auditui.filters import (
     CHIP_ORDER,
     PERIOD,
@@ -34,24 +35,42 @@ from auditui.templatetags.audit_tags import render_fragment
 from dmobs.models import AuditLog, Tenant
 
 
-@dataclass(frozen=True)
-class Row:
-    entry: AuditLog
-    tenant_label: str
-    detail_url: str
-    # Display values computed once in Python (``row_times``): template filters
-    # per cell were most of a list page's time.
+@dataclass(frozen=True, kw_only=True)
+class Shown:
+    """What a listed entry shows besides its own fields, computed once in Python:
+    its time cell (``cell_times``) and actor icon. Template filters per cell were
+    most of a list page's time."""
+
     time_iso: str = ""
     time_utc: str = ""
     day: str = ""
     clock: str = ""
     offset: str = ""
     icon: str = ""
+
+
+@dataclass(frozen=True)
+class Row(Shown):
+    """One entry of the list."""
+
+    entry: AuditLog
+    tenant_label: str
+    detail_url: str
     description: str = ""
     # Click-to-filter: the list with this row's actor / action / tenant added.
     actor_url: str = ""
     action_url: str = ""
     tenant_url: str = ""
+
+
+@dataclass(frozen=True)
+class HistoryItem(Shown):
+    """One entry of a resource's timeline, with its diff."""
+
+    entry: AuditLog
+    diff: DiffView
+    detail_url: str
+    tenant_label: str
 
 
 @dataclass(frozen=True)

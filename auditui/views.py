@@ -64,6 +64,7 @@ from auditui.query import (
 )
 from auditui.rows import (
     FilterLinks,
+    HistoryItem,
     Row,
     actor_icon,
     actor_options_markup,
@@ -267,54 +268,53 @@ class AuditListView(AuditScreenMixin, View):
         }
         if more_rows:
             return self.rows_response(context)
-        else:
-            query = params.query_string()
-            context.update(
-                fragment=fragment,
-                count=count,
-                count_more=count_more,
-                count_label=f"{count:,}{'+' if count_more else ''}",
-                period=period_label(params),
-                chips=chips(params, links, rows, scope),
-                export_csv=self.export_url(params, "csv"),
-                export_ndjson=self.export_url(params, "ndjson"),
-                tail_url=f"{list_url}?{query}" if query else list_url,
-                tail_cursor=tail_cursor,
-                tail_twin_url=f"{list_url}?{params.query_string(since=tail_cursor)}",
-                since=since_value if since is not None else "",
-            )
-            if not fragment:
-                context.update(
-                    choices=choices,
-                    tenant_choices=self.tenant_choices(choices, scope),
-                    range_choices=(
-                        ([("", "Custom dates")] if params.custom_dates else [])
-                        + list(RANGE_LABELS.items())
-                    ),
-                    range_selected="" if params.custom_dates else params.range,
-                    default_range=DEFAULT_RANGE,
-                    actor_options=actor_options_markup(choices, params, scope),
-                    action_choices=[(a, a) for a in choices.actions],
-                    actor_type_choices=[(a, a) for a in choices.actor_types],
-                    resource_type_choices=[(r, r) for r in choices.resource_types],
-                    is_continued=params.cursor is not None,
-                    first_page_url=f"{list_url}?{query}" if query else list_url,
-                    controls=[f.control for f in FILTERS if f.control and scope.offers(f)],
-                    hidden_filters=[
-                        (key, value)
-                        for key, value in params.filter_pairs()
-                        if key not in scope.controls
-                    ],
-                    box_text=box_text(params),
-                    qualified_keys=QUALIFIED_KEYS,
-                    live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
-                    verify_url=integrity_url(scope) or "",
-                )
+        query = params.query_string()
+        context.update(
+            fragment=fragment,
+            count=count,
+            count_more=count_more,
+            count_label=f"{count:,}{'+' if count_more else ''}",
+            period=period_label(params),
+            chips=chips(params, links, rows, scope),
+            export_csv=self.export_url(params, "csv"),
+            export_ndjson=self.export_url(params, "ndjson"),
+            tail_url=f"{list_url}?{query}" if query else list_url,
+            tail_cursor=tail_cursor,
+            tail_twin_url=f"{list_url}?{params.query_string(since=tail_cursor)}",
+            since=since_value if since is not None else "",
+        )
         if fragment:
             # The results alone (htmx): Jinja2 through and through, no Django template.
-            response = HttpResponse(render_fragment("auditui/_results.jinja", context, request))
+            html = render_fragment("auditui/_results.jinja", context, request)
+            response = HttpResponse(html)
             search_sync_headers(response, list_url, params)
         else:
+            context.update(
+                choices=choices,
+                tenant_choices=self.tenant_choices(choices, scope),
+                range_choices=(
+                    ([("", "Custom dates")] if params.custom_dates else [])
+                    + list(RANGE_LABELS.items())
+                ),
+                range_selected="" if params.custom_dates else params.range,
+                default_range=DEFAULT_RANGE,
+                actor_options=actor_options_markup(choices, params, scope),
+                action_choices=[(a, a) for a in choices.actions],
+                actor_type_choices=[(a, a) for a in choices.actor_types],
+                resource_type_choices=[(r, r) for r in choices.resource_types],
+                is_continued=params.cursor is not None,
+                first_page_url=f"{list_url}?{query}" if query else list_url,
+                controls=[f.control for f in FILTERS if f.control and scope.offers(f)],
+                hidden_filters=[
+                    (key, value)
+                    for key, value in params.filter_pairs()
+                    if key not in scope.controls
+                ],
+                box_text=box_text(params),
+                qualified_keys=QUALIFIED_KEYS,
+                live_interval_ms=int(settings.DMOBS_LIVE_TAIL_SECONDS * 1000),
+                verify_url=integrity_url(scope) or "",
+            )
             response = render_page(request, "auditui/list.html", context)
         patch_vary_headers(response, ("HX-Request",))
         return response
@@ -436,20 +436,6 @@ class AuditDetailView(AuditScreenMixin, View):
         response = render_page(request, template, context)
         patch_vary_headers(response, ("HX-Request",))
         return response
-
-
-@dataclass(frozen=True)
-class HistoryItem:
-    entry: AuditLog
-    diff: diff.DiffView
-    detail_url: str
-    tenant_label: str
-    time_iso: str = ""
-    time_utc: str = ""
-    day: str = ""
-    clock: str = ""
-    offset: str = ""
-    icon: str = ""
 
 
 class AuditHistoryView(AuditScreenMixin, View):
