@@ -47,7 +47,17 @@ def test_screenshots(browser, live_server, demo_data):
     history = "/portal/audit/history?" + urlencode(
         {"resource_type": busiest["resource_type"], "resource_id": busiest["resource_id"]}
     )
-    expanded = "/portal/audit?tenant=globex&actor_type=human"
+    expanded = "/portal/audit?tenant=globex&actor_type=human&range=all"
+    # The newest entry of that view with a change to show (sign-ins have none).
+    with_diff = (
+        AuditLog.objects.filter(
+            tenant_id=Tenant.objects.get(slug="globex").ref_id,
+            actor_type="human",
+            after__isnull=False,
+        )
+        .order_by("-created_at", "-id")
+        .first()
+    )
     # The search box with qualifiers, an exclusion among them, and its help open.
     search = "/manage/audit?" + urlencode({"q": "type:human -action:logged_in -tenant:platform"})
     shots = [
@@ -75,7 +85,7 @@ def test_screenshots(browser, live_server, demo_data):
             page.click(".search-help summary")
             page.locator(".search-help dl").wait_for()
         if step == "expand":
-            link = page.locator("tr.entry .expand").nth(1)
+            link = page.locator(f"#entry-{with_diff.pk} .expand")
             link.click()
             page.locator(f"#{link.get_attribute('aria-controls')} table.diff").first.wait_for()
             # Scroll so the expanded row and its diff fill the picture (on a phone:
